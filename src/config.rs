@@ -1,0 +1,505 @@
+//! Typed configuration: a TOML file, overridden key by key by `CAMPEER__SECTION__KEY`
+//! environment variables, validated once at start so that a bad value stops the daemon
+//! with a message naming the key instead of failing later on a device or a socket.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Where `campeer` looks for its file when `--config` is not given, in order.
+pub const DEFAULT_PATHS: &[&str] = &["campeer.toml", "/etc/campeer/campeer.toml"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Load {
+        path: PathBuf,
+        source: config::ConfigError,
+    },
+    #[error("configuration: {0}")]
+    Parse(config::ConfigError),
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub signaling: SignalingConfig,
+    pub video: VideoConfig,
+    pub audio: AudioConfig,
+    pub webrtc: WebrtcConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalingConfig {
+    /// The Socket.IO relay, e.g. `http://127.0.0.1:3000`.
+    pub url: Option<String>,
+    pub room: RoomId,
+}
+
+/// A room as the relay sees it: a bare JSON value whose type matters, because Socket.IO
+/// puts `1` and `"1"` in different rooms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RoomId(serde_json::Value);
+
+impl RoomId {
+    pub fn number(n: i64) -> Self {
+        Self(n.into())
+    }
+
+    pub fn string(s: impl Into<String>) -> Self {
+        Self(serde_json::Value::String(s.into()))
+    }
+
+    /// The value to put on the wire, with its JSON type.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.0.clone()
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoomId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Str(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Int(n) => Self::number(n),
+            // An environment variable cannot carry a type, so `'"1"'` (quoted) is how the
+            // string room `"1"` is written there; unquoted digits are the number.
+            Raw::Str(s) => match serde_json::from_str::<String>(&s) {
+                Ok(inner) if s.starts_with('"') => Self::string(inner),
+                _ => Self::string(s),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoSource {
+    /// The first camera found, else the test pattern.
+    Auto,
+    Test,
+    Device(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioSource {
+    /// The default capture PCM if there is one, else the tone.
+    Auto,
+    Test,
+    None,
+    Pcm(String),
+}
+
+macro_rules! source_serde {
+    ($ty:ident, $other:ident($conv:expr), $($word:literal => $variant:ident),+) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Self::$variant => s.serialize_str($word),)+
+                    Self::$other(v) => s.collect_str(&$conv(v)),
+                }
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Ok(match s.as_str() {
+                    $($word => Self::$variant,)+
+                    _ => Self::$other(s.into()),
+                })
+            }
+        }
+    };
+}
+source_serde!(VideoSource, Device(|p: &PathBuf| p.display().to_string()), "auto" => Auto, "test" => Test);
+source_serde!(AudioSource, Pcm(|p: &String| p.clone()), "auto" => Auto, "test" => Test, "none" => None);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    pub source: VideoSource,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    /// Frames between forced keyframes; a viewer that joins or loses packets asks for
+    /// one sooner through PLI.
+    pub keyframe_interval: u32,
+    /// libvpx speed: higher costs less CPU for less quality; 8 suits a small board.
+    pub cpu_used: i32,
+    pub threads: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    pub source: AudioSource,
+    pub bitrate_kbps: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebrtcConfig {
+    pub ice_servers: Vec<IceServer>,
+    /// Local address the media sockets bind; the unspecified address means every
+    /// interface but loopback.
+    pub bind: IpAddr,
+    /// `[first, last]` UDP ports for media, for a firewall; absent means any port.
+    pub udp_port_range: Option<[u16; 2]>,
+    /// Viewers served at once; an offer beyond that is refused with a warning.
+    pub max_sessions: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            signaling: SignalingConfig::default(),
+            video: VideoConfig::default(),
+            audio: AudioConfig::default(),
+            webrtc: WebrtcConfig::default(),
+        }
+    }
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            // The reference viewer page joins the number 1.
+            room: RoomId::number(1),
+        }
+    }
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            source: VideoSource::Auto,
+            width: 640,
+            height: 480,
+            fps: 30,
+            bitrate_kbps: 1000,
+            keyframe_interval: 300,
+            cpu_used: 8,
+            threads: 2,
+        }
+    }
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        Self {
+            source: AudioSource::Auto,
+            bitrate_kbps: 32,
+        }
+    }
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            bind: IpAddr::from([0, 0, 0, 0]),
+            udp_port_range: None,
+            max_sessions: 8,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (or the first of [`DEFAULT_PATHS`] that exists, or nothing), applies
+    /// the `CAMPEER__` environment, and validates. Returns the file actually read.
+    pub fn load(path: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment passed in so tests need not mutate the
+    /// process environment.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => DEFAULT_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
+        };
+        let mut builder = config::Config::builder();
+        if let Some(f) = &file {
+            builder = builder.add_source(
+                config::File::from(f.as_path())
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("CAMPEER__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("CAMPEER")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("webrtc.udp_port_range")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let built = builder.build().map_err(|e| match &file {
+            Some(p) => ConfigError::Load {
+                path: p.clone(),
+                source: e,
+            },
+            None => ConfigError::Parse(e),
+        })?;
+        let cfg: Config = built.try_deserialize().map_err(|e| match &file {
+            Some(p) => ConfigError::Load {
+                path: p.clone(),
+                source: e,
+            },
+            None => ConfigError::Parse(e),
+        })?;
+        cfg.validate()?;
+        Ok((cfg, file))
+    }
+
+    /// Refuses values no camera, encoder or socket could honour.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.signaling.url {
+            let parsed =
+                url::Url::parse(url).map_err(|e| invalid("signaling.url", format!("{url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https" | "ws" | "wss") {
+                return Err(invalid(
+                    "signaling.url",
+                    format!("{url:?}: scheme must be http, https, ws or wss"),
+                ));
+            }
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(invalid("signaling.url", format!("{url:?}: no host")));
+            }
+        }
+        match &self.signaling.room.0 {
+            serde_json::Value::String(s) if s.is_empty() => {
+                return Err(invalid("signaling.room", "must not be empty"));
+            }
+            _ => {}
+        }
+        let v = &self.video;
+        // VP8 and I420 chroma subsampling need even sizes; 4096 is VP8's practical limit.
+        for (key, val) in [("video.width", v.width), ("video.height", v.height)] {
+            if val == 0 || val > 4096 || val % 2 != 0 {
+                return Err(invalid(key, format!("{val}: must be even and 2..=4096")));
+            }
+        }
+        if !(1..=120).contains(&v.fps) {
+            return Err(invalid("video.fps", format!("{}: must be 1..=120", v.fps)));
+        }
+        if !(50..=50_000).contains(&v.bitrate_kbps) {
+            return Err(invalid(
+                "video.bitrate_kbps",
+                format!("{}: must be 50..=50000", v.bitrate_kbps),
+            ));
+        }
+        if v.keyframe_interval == 0 {
+            return Err(invalid("video.keyframe_interval", "must be at least 1 frame"));
+        }
+        if !(0..=16).contains(&v.cpu_used) {
+            return Err(invalid("video.cpu_used", format!("{}: must be 0..=16", v.cpu_used)));
+        }
+        if !(1..=16).contains(&v.threads) {
+            return Err(invalid("video.threads", format!("{}: must be 1..=16", v.threads)));
+        }
+        if let VideoSource::Device(p) = &v.source
+            && p.as_os_str().is_empty()
+        {
+            return Err(invalid("video.source", "empty device path"));
+        }
+        if let AudioSource::Pcm(p) = &self.audio.source
+            && p.is_empty()
+        {
+            return Err(invalid("audio.source", "empty PCM name"));
+        }
+        if !(6..=510).contains(&self.audio.bitrate_kbps) {
+            return Err(invalid(
+                "audio.bitrate_kbps",
+                format!("{}: Opus takes 6..=510", self.audio.bitrate_kbps),
+            ));
+        }
+        for server in &self.webrtc.ice_servers {
+            if server.urls.is_empty() {
+                return Err(invalid("webrtc.ice_servers", "an entry has no urls"));
+            }
+            for u in &server.urls {
+                let scheme = u.split(':').next().unwrap_or_default();
+                if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !u.contains(':') {
+                    return Err(invalid(
+                        "webrtc.ice_servers",
+                        format!("{u:?}: must be a stun:, stuns:, turn: or turns: URL"),
+                    ));
+                }
+                if scheme.starts_with("turn") && (server.username.is_none() || server.credential.is_none()) {
+                    return Err(invalid(
+                        "webrtc.ice_servers",
+                        format!("{u:?}: a TURN server needs username and credential"),
+                    ));
+                }
+            }
+        }
+        if let Some([first, last]) = self.webrtc.udp_port_range
+            && (first == 0 || first > last)
+        {
+            return Err(invalid(
+                "webrtc.udp_port_range",
+                format!("[{first}, {last}]: must be [first, last] with 0 < first <= last"),
+            ));
+        }
+        if self.webrtc.max_sessions == 0 {
+            return Err(invalid("webrtc.max_sessions", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut f = tempfile::NamedTempFile::with_suffix(".toml").expect("temp file");
+        f.write_all(toml.as_bytes()).expect("write temp file");
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_with_env(Some(f.path()), env).map(|(c, _)| c)
+    }
+
+    fn err(toml: &str, env: &[(&str, &str)]) -> String {
+        load_str(toml, env).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = load_str("", &[]).unwrap();
+        assert_eq!(c.video.width, 640);
+        assert_eq!(c.signaling.room, RoomId::number(1));
+        assert_eq!(c.video.source, VideoSource::Auto);
+    }
+
+    #[test]
+    fn room_keeps_its_json_type() {
+        let c = load_str("[signaling]\nroom = 1\n", &[]).unwrap();
+        assert_eq!(c.signaling.room.to_json(), serde_json::json!(1));
+        let c = load_str("[signaling]\nroom = \"1\"\n", &[]).unwrap();
+        assert_eq!(c.signaling.room.to_json(), serde_json::json!("1"));
+        let c = load_str("", &[("CAMPEER__SIGNALING__ROOM", "7")]).unwrap();
+        assert_eq!(c.signaling.room.to_json(), serde_json::json!(7));
+        let c = load_str("", &[("CAMPEER__SIGNALING__ROOM", "\"7\"")]).unwrap();
+        assert_eq!(c.signaling.room.to_json(), serde_json::json!("7"));
+        let c = load_str("", &[("CAMPEER__SIGNALING__ROOM", "lobby")]).unwrap();
+        assert_eq!(c.signaling.room.to_json(), serde_json::json!("lobby"));
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = load_str(
+            "[video]\nwidth = 320\nheight = 240\n",
+            &[
+                ("CAMPEER__VIDEO__WIDTH", "1280"),
+                ("CAMPEER__VIDEO__HEIGHT", "720"),
+                ("CAMPEER__SIGNALING__URL", "http://127.0.0.1:3000"),
+                ("CAMPEER__VIDEO__SOURCE", "test"),
+                ("CAMPEER__AUDIO__SOURCE", "hw:1,0"),
+                ("CAMPEER__WEBRTC__UDP_PORT_RANGE", "50000,50100"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.video.width, c.video.height), (1280, 720));
+        assert_eq!(c.signaling.url.as_deref(), Some("http://127.0.0.1:3000"));
+        assert_eq!(c.video.source, VideoSource::Test);
+        assert_eq!(c.audio.source, AudioSource::Pcm("hw:1,0".into()));
+        assert_eq!(c.webrtc.udp_port_range, Some([50000, 50100]));
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        assert!(err("[video]\nwidth = 0\n", &[]).contains("video.width"));
+        assert!(err("[video]\nfps = 500\n", &[]).contains("video.fps"));
+        assert!(err("[signaling]\nurl = \"not a url\"\n", &[]).contains("signaling.url"));
+        assert!(err("[signaling]\nurl = \"ftp://x\"\n", &[]).contains("signaling.url"));
+        assert!(err("[audio]\nbitrate_kbps = 1\n", &[]).contains("audio.bitrate_kbps"));
+        assert!(
+            err("[webrtc]\nice_servers = [{ urls = [\"http://x\"] }]\n", &[])
+                .contains("webrtc.ice_servers")
+        );
+        assert!(
+            err("[webrtc]\nice_servers = [{ urls = [\"turn:x:3478\"] }]\n", &[])
+                .contains("username")
+        );
+        assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let e = err("[video]\nwidht = 3\n", &[]);
+        assert!(e.contains("widht"), "{e}");
+        let e = err("[video]\nwidth = \"wide\"\n", &[]);
+        assert!(e.contains("width"), "{e}");
+        let e = err("", &[("CAMPEER__VIDEO__BOGUS", "1")]);
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error_naming_it() {
+        let e = Config::load_with_env(Some(Path::new("/nonexistent/campeer.toml")), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/campeer.toml"), "{e}");
+    }
+
+    #[test]
+    fn effective_config_round_trips_through_toml() {
+        let c = load_str("[signaling]\nroom = \"a\"\n[audio]\nsource = \"none\"\n", &[]).unwrap();
+        let again = load_str(&c.to_toml(), &[]).unwrap();
+        assert_eq!(again.signaling.room, RoomId::string("a"));
+        assert_eq!(again.audio.source, AudioSource::None);
+    }
+}

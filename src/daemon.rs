@@ -1,0 +1,106 @@
+//! Wires the media pipeline, the signaling client and the sessions together, and owns
+//! the one shutdown path: cancelling the token closes every session, stops the client,
+//! joins the media threads, and returns.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::media::MediaPipeline;
+use crate::session::peer::{self, SessionContext, SessionHandle};
+use crate::session::registry::{Limits, Registry, Route};
+use crate::signaling::protocol::{RoomEvent, SessionId};
+use crate::signaling::{Outbox, client};
+
+/// Room events waiting for the daemon loop; a relay flooding faster than sessions are
+/// built loses the excess (logged by the client).
+const ROOM_EVENT_CAPACITY: usize = 256;
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let url = cfg.signaling.url.clone().context(
+        "signaling.url is not set: name the Socket.IO relay, e.g. http://127.0.0.1:3000",
+    )?;
+    let pipeline = MediaPipeline::start(&cfg.video, &cfg.audio, cancel.child_token())
+        .context("starting the media pipeline")?;
+
+    let (outbox, outbox_rx) = Outbox::new(cfg.signaling.room.clone());
+    let (events_tx, mut events) = mpsc::channel(ROOM_EVENT_CAPACITY);
+    let signaling = tokio::spawn(client::run(
+        client::ClientSettings {
+            url,
+            room: cfg.signaling.room.clone(),
+        },
+        events_tx,
+        outbox_rx,
+        cancel.child_token(),
+    ));
+
+    let session_ctx = SessionContext {
+        webrtc: Arc::new(cfg.webrtc.clone()),
+        video: pipeline.video(),
+        audio: pipeline.audio(),
+        outbox,
+    };
+    let (ended_tx, mut ended) = mpsc::channel::<SessionId>(64);
+    let mut registry: Registry<SessionHandle> = Registry::new(
+        Limits::with_max_sessions(cfg.webrtc.max_sessions),
+        Instant::now(),
+    );
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    let mut last_status = Instant::now();
+    info!("campeer running");
+
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(ev) = events.recv() => match ev {
+                RoomEvent::Offer { session, sdp } => match registry.admit(&session, Instant::now()) {
+                    Ok(early) => {
+                        info!(ufrag = %session, early = early.len(), "offer received; starting session");
+                        let handle = peer::spawn(session.clone(), sdp, early, session_ctx.clone(), ended_tx.clone(), &cancel);
+                        registry.insert(session, handle);
+                    }
+                    Err(refusal) => warn!(ufrag = %session, "offer refused: {refusal}"),
+                },
+                RoomEvent::Candidate(c) => {
+                    if let Route::Deliver(handle, c) = registry.route(c, Instant::now()) {
+                        handle.add_candidate(c);
+                    }
+                }
+                RoomEvent::ForeignAnswer => tracing::debug!("ignoring another peer's answer"),
+            },
+            Some(id) = ended.recv() => {
+                if registry.remove(&id).is_some() {
+                    info!(ufrag = %id, viewers = registry.len(), "session closed");
+                }
+            }
+            _ = housekeeping.tick() => {
+                let dropped = registry.prune(Instant::now());
+                if dropped > 0 {
+                    warn!(dropped, "candidates for sessions that never made an offer were dropped");
+                }
+                if last_status.elapsed() >= STATUS_EVERY {
+                    last_status = Instant::now();
+                    info!(viewers = registry.len(), media = %pipeline.stats().snapshot(), "status");
+                }
+            }
+        }
+    }
+
+    info!(viewers = registry.len(), "shutting down");
+    for (_, handle) in registry.drain() {
+        handle.close().await;
+    }
+    let _ = signaling.await;
+    tokio::task::spawn_blocking(move || pipeline.shutdown())
+        .await
+        .context("joining the media threads")?;
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! campeer: a camera board as a WebRTC peer.
+//!
+//! The frame's way: [`media`] (capture → convert → encode) → shared encoded frames →
+//! [`session`] (one per viewer). The offer's way: [`signaling`] → [`session::registry`] →
+//! [`session::peer`]. [`daemon`] wires them together under one shutdown token.
+
+pub mod config;
+pub mod media;
+pub mod session;
+pub mod signaling;

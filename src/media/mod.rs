@@ -1,0 +1,3 @@
+//! TEMPORARY stub until the media pipeline lands.
+pub mod frame;
+pub use frame::{EncodedFrame, MediaFeed, MediaKind};

@@ -1,0 +1,333 @@
+//! The room protocol of `shared/PROTOCOL.md` as pure functions: what arrives from the
+//! relay becomes a [`RoomEvent`] or a [`ProtocolError`], and what campeer says becomes a
+//! JSON payload. No sockets here, so every malformed input is tested directly.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::RoomId;
+
+/// Larger SDPs are refused before parsing: a browser offer is a few KiB.
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+/// A candidate line is under 200 bytes; anything near this is not a candidate.
+pub const MAX_CANDIDATE_BYTES: usize = 2 * 1024;
+
+/// Names one viewer's session: the ICE username fragment of its offer, which its
+/// candidates repeat in `usernameFragment`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Accepts a fragment of ICE characters (RFC 8839: ALPHA / DIGIT / "+" / "/"),
+    /// 4 to 256 long, so that a log line or a map key never holds arbitrary input.
+    pub fn parse(ufrag: &str) -> Option<Self> {
+        let ok = (4..=256).contains(&ufrag.len())
+            && ufrag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+        ok.then(|| Self(ufrag.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An ICE candidate as the browser's `RTCIceCandidate.toJSON()` writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default)]
+    pub username_fragment: Option<String>,
+}
+
+impl Candidate {
+    /// The session it names, if it names a well-formed one.
+    pub fn session(&self) -> Option<SessionId> {
+        self.username_fragment.as_deref().and_then(SessionId::parse)
+    }
+
+    /// An empty candidate string is the browser's "end of candidates".
+    pub fn is_end_of_candidates(&self) -> bool {
+        self.candidate.is_empty()
+    }
+}
+
+/// What the room says that campeer acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    Offer { session: SessionId, sdp: String },
+    Candidate(Candidate),
+    /// Another callee's answer: never for campeer, kept only to be counted and ignored.
+    ForeignAnswer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("`{event}`: payload is not a JSON object: {detail}")]
+    NotJson { event: &'static str, detail: String },
+    #[error("`{event}`: payload has the wrong shape: {detail}")]
+    Shape { event: &'static str, detail: String },
+    #[error("`{event}`: {field} is {len} bytes, over the {max}-byte limit")]
+    TooLarge {
+        event: &'static str,
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("`receiveOffer`: description type is {0:?}, not \"offer\"")]
+    NotAnOffer(String),
+    #[error("`receiveOffer`: SDP has no usable a=ice-ufrag line")]
+    NoUfrag,
+}
+
+/// The events campeer listens to.
+pub const RECEIVE_OFFER: &str = "receiveOffer";
+pub const RECEIVE_CANDIDATE: &str = "receiveCandidate";
+pub const RECEIVE_ANSWER: &str = "receiveAnswer";
+
+/// Turns one relay event into a [`RoomEvent`]. `payload` is the list of values the
+/// Socket.IO packet carried; the relay sends exactly one object.
+pub fn parse(event: &'static str, payload: &[Value]) -> Result<RoomEvent, ProtocolError> {
+    let body = first_object(event, payload)?;
+    match event {
+        RECEIVE_OFFER => parse_offer(body),
+        RECEIVE_CANDIDATE => parse_candidate(body),
+        _ => Ok(RoomEvent::ForeignAnswer),
+    }
+}
+
+fn first_object(event: &'static str, payload: &[Value]) -> Result<Value, ProtocolError> {
+    let first = payload.first().ok_or_else(|| ProtocolError::Shape {
+        event,
+        detail: "empty payload".into(),
+    })?;
+    // A client that stringified its JSON still meant an object.
+    let value = match first {
+        Value::String(s) => serde_json::from_str(s).map_err(|e| ProtocolError::NotJson {
+            event,
+            detail: e.to_string(),
+        })?,
+        other => other.clone(),
+    };
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ProtocolError::NotJson {
+            event,
+            detail: format!("got {}", kind_of(&value)),
+        })
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_offer(body: Value) -> Result<RoomEvent, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        offer: Description,
+    }
+    #[derive(Deserialize)]
+    struct Description {
+        #[serde(rename = "type")]
+        kind: String,
+        sdp: String,
+    }
+    let Envelope { offer } = serde_json::from_value(body).map_err(|e| ProtocolError::Shape {
+        event: RECEIVE_OFFER,
+        detail: e.to_string(),
+    })?;
+    if offer.kind != "offer" {
+        return Err(ProtocolError::NotAnOffer(offer.kind));
+    }
+    if offer.sdp.len() > MAX_SDP_BYTES {
+        return Err(ProtocolError::TooLarge {
+            event: RECEIVE_OFFER,
+            field: "sdp",
+            len: offer.sdp.len(),
+            max: MAX_SDP_BYTES,
+        });
+    }
+    let session = sdp_attribute(&offer.sdp, "ice-ufrag")
+        .and_then(SessionId::parse)
+        .ok_or(ProtocolError::NoUfrag)?;
+    Ok(RoomEvent::Offer {
+        session,
+        sdp: offer.sdp,
+    })
+}
+
+fn parse_candidate(body: Value) -> Result<RoomEvent, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        candidate: Candidate,
+    }
+    let Envelope { candidate } =
+        serde_json::from_value(body).map_err(|e| ProtocolError::Shape {
+            event: RECEIVE_CANDIDATE,
+            detail: e.to_string(),
+        })?;
+    if candidate.candidate.len() > MAX_CANDIDATE_BYTES {
+        return Err(ProtocolError::TooLarge {
+            event: RECEIVE_CANDIDATE,
+            field: "candidate",
+            len: candidate.candidate.len(),
+            max: MAX_CANDIDATE_BYTES,
+        });
+    }
+    Ok(RoomEvent::Candidate(candidate))
+}
+
+/// The value of the first `a=NAME:value` line, session or media level.
+pub fn sdp_attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines().find_map(|line| {
+        line.trim_end()
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+    })
+}
+
+pub fn join_room(room: &RoomId) -> Value {
+    room.to_json()
+}
+
+pub fn send_answer(room: &RoomId, sdp: &str) -> Value {
+    json!({ "answer": { "type": "answer", "sdp": sdp }, "room": room.to_json() })
+}
+
+pub fn send_candidate(room: &RoomId, candidate: &Candidate) -> Value {
+    json!({ "candidate": candidate, "room": room.to_json() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER_SDP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:AbC1\r\na=ice-pwd:x\r\n";
+
+    fn offer(sdp: &str) -> Value {
+        json!({ "offer": { "type": "offer", "sdp": sdp } })
+    }
+
+    #[test]
+    fn offer_is_named_by_its_ufrag() {
+        let ev = parse(RECEIVE_OFFER, &[offer(OFFER_SDP)]).unwrap();
+        match ev {
+            RoomEvent::Offer { session, sdp } => {
+                assert_eq!(session.as_str(), "AbC1");
+                assert_eq!(sdp, OFFER_SDP);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stringified_payload_is_accepted() {
+        let s = Value::String(offer(OFFER_SDP).to_string());
+        assert!(matches!(
+            parse(RECEIVE_OFFER, &[s]),
+            Ok(RoomEvent::Offer { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_offers_are_errors_not_panics() {
+        let cases = [
+            (vec![], "empty payload"),
+            (vec![json!("{not json")], "not a JSON"),
+            (vec![json!(42)], "a number"),
+            (vec![json!({ "offer": 1 })], "wrong shape"),
+            (vec![json!({ "answer": {} })], "wrong shape"),
+            (
+                vec![json!({ "offer": { "type": "answer", "sdp": OFFER_SDP } })],
+                "not \"offer\"",
+            ),
+            (vec![offer("v=0\r\n")], "ice-ufrag"),
+            (vec![offer("a=ice-ufrag:bad ufrag!\r\n")], "ice-ufrag"),
+            (vec![offer(&"x".repeat(MAX_SDP_BYTES + 1))], "limit"),
+        ];
+        for (payload, want) in cases {
+            let e = parse(RECEIVE_OFFER, &payload).unwrap_err().to_string();
+            assert!(e.contains(want), "{payload:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn candidate_fields_may_be_missing_or_null() {
+        let full = json!({ "candidate": {
+            "candidate": "candidate:1 1 udp 2122260223 10.0.0.2 5000 typ host",
+            "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "AbC1" } });
+        let RoomEvent::Candidate(c) = parse(RECEIVE_CANDIDATE, &[full]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.session().unwrap().as_str(), "AbC1");
+        assert_eq!(c.sdp_mline_index, Some(0));
+
+        let bare = json!({ "candidate": { "candidate": "", "sdpMid": null, "usernameFragment": null } });
+        let RoomEvent::Candidate(c) = parse(RECEIVE_CANDIDATE, &[bare]).unwrap() else {
+            panic!()
+        };
+        assert!(c.is_end_of_candidates());
+        assert_eq!(c.session(), None);
+
+        assert!(parse(RECEIVE_CANDIDATE, &[json!({ "candidate": 5 })]).is_err());
+        let huge = json!({ "candidate": { "candidate": "c".repeat(MAX_CANDIDATE_BYTES + 1) } });
+        assert!(parse(RECEIVE_CANDIDATE, &[huge]).is_err());
+    }
+
+    #[test]
+    fn answers_from_others_are_recognised() {
+        let a = json!({ "answer": { "type": "answer", "sdp": "v=0" } });
+        assert_eq!(parse(RECEIVE_ANSWER, &[a]).unwrap(), RoomEvent::ForeignAnswer);
+    }
+
+    #[test]
+    fn outgoing_payloads_keep_the_room_type() {
+        assert_eq!(join_room(&RoomId::number(1)), json!(1));
+        assert_eq!(join_room(&RoomId::string("1")), json!("1"));
+        let a = send_answer(&RoomId::string("1"), "v=0");
+        assert_eq!(a, json!({ "answer": { "type": "answer", "sdp": "v=0" }, "room": "1" }));
+        let c = Candidate {
+            candidate: "candidate:x".into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+            username_fragment: Some("loc1".into()),
+        };
+        assert_eq!(
+            send_candidate(&RoomId::number(1), &c),
+            json!({ "candidate": { "candidate": "candidate:x", "sdpMid": "0",
+                "sdpMLineIndex": 0, "usernameFragment": "loc1" }, "room": 1 })
+        );
+    }
+
+    #[test]
+    fn sdp_attribute_finds_the_first() {
+        assert_eq!(sdp_attribute(OFFER_SDP, "ice-ufrag"), Some("AbC1"));
+        assert_eq!(sdp_attribute(OFFER_SDP, "ice-pwd"), Some("x"));
+        assert_eq!(sdp_attribute(OFFER_SDP, "mid"), None);
+    }
+}

@@ -1,0 +1,21 @@
+// The field relay of shared/PROTOCOL.md, as small as the real one: rooms, and three
+// messages forwarded to everybody else in the sender's room. It prints
+// "listening PORT" once it accepts connections (PORT=0 picks a free port).
+const { Server } = require("socket.io");
+const http = require("http");
+
+const server = http.createServer();
+const io = new Server(server, { cors: { origin: "*" } });
+
+io.on("connection", (socket) => {
+  socket.on("joinRoom", (room) => socket.join(room));
+  socket.on("sendOffer", ({ offer, room }) => socket.to(room).emit("receiveOffer", { offer }));
+  socket.on("sendAnswer", ({ answer, room }) => socket.to(room).emit("receiveAnswer", { answer }));
+  socket.on("sendCandidate", ({ candidate, room }) =>
+    socket.to(room).emit("receiveCandidate", { candidate }));
+});
+
+server.listen(Number(process.env.PORT || 0), "127.0.0.1", () => {
+  console.log(`listening ${server.address().port}`);
+});
+process.on("SIGTERM", () => process.exit(0));
