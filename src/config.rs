@@ -301,8 +301,8 @@ impl Config {
     /// Refuses values no camera, encoder or socket could honour.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.signaling.url {
-            let parsed =
-                url::Url::parse(url).map_err(|e| invalid("signaling.url", format!("{url:?}: {e}")))?;
+            let parsed = url::Url::parse(url)
+                .map_err(|e| invalid("signaling.url", format!("{url:?}: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https" | "ws" | "wss") {
                 return Err(invalid(
                     "signaling.url",
@@ -336,13 +336,22 @@ impl Config {
             ));
         }
         if v.keyframe_interval == 0 {
-            return Err(invalid("video.keyframe_interval", "must be at least 1 frame"));
+            return Err(invalid(
+                "video.keyframe_interval",
+                "must be at least 1 frame",
+            ));
         }
         if !(0..=16).contains(&v.cpu_used) {
-            return Err(invalid("video.cpu_used", format!("{}: must be 0..=16", v.cpu_used)));
+            return Err(invalid(
+                "video.cpu_used",
+                format!("{}: must be 0..=16", v.cpu_used),
+            ));
         }
         if !(1..=16).contains(&v.threads) {
-            return Err(invalid("video.threads", format!("{}: must be 1..=16", v.threads)));
+            return Err(invalid(
+                "video.threads",
+                format!("{}: must be 1..=16", v.threads),
+            ));
         }
         if let VideoSource::Device(p) = &v.source
             && p.as_os_str().is_empty()
@@ -372,7 +381,9 @@ impl Config {
                         format!("{u:?}: must be a stun:, stuns:, turn: or turns: URL"),
                     ));
                 }
-                if scheme.starts_with("turn") && (server.username.is_none() || server.credential.is_none()) {
+                if scheme.starts_with("turn")
+                    && (server.username.is_none() || server.credential.is_none())
+                {
                     return Err(invalid(
                         "webrtc.ice_servers",
                         format!("{u:?}: a TURN server needs username and credential"),
@@ -413,7 +424,9 @@ mod tests {
     }
 
     fn err(toml: &str, env: &[(&str, &str)]) -> String {
-        load_str(toml, env).expect_err("must be refused").to_string()
+        load_str(toml, env)
+            .expect_err("must be refused")
+            .to_string()
     }
 
     #[test]
@@ -471,8 +484,11 @@ mod tests {
                 .contains("webrtc.ice_servers")
         );
         assert!(
-            err("[webrtc]\nice_servers = [{ urls = [\"turn:x:3478\"] }]\n", &[])
-                .contains("username")
+            err(
+                "[webrtc]\nice_servers = [{ urls = [\"turn:x:3478\"] }]\n",
+                &[]
+            )
+            .contains("username")
         );
         assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
     }
@@ -497,7 +513,11 @@ mod tests {
 
     #[test]
     fn effective_config_round_trips_through_toml() {
-        let c = load_str("[signaling]\nroom = \"a\"\n[audio]\nsource = \"none\"\n", &[]).unwrap();
+        let c = load_str(
+            "[signaling]\nroom = \"a\"\n[audio]\nsource = \"none\"\n",
+            &[],
+        )
+        .unwrap();
         let again = load_str(&c.to_toml(), &[]).unwrap();
         assert_eq!(again.signaling.room, RoomId::string("a"));
         assert_eq!(again.audio.source, AudioSource::None);

@@ -4,7 +4,9 @@
 //! [`session`] (one per viewer). The offer's way: [`signaling`] → [`session::registry`] →
 //! [`session::peer`]. [`daemon`] wires them together under one shutdown token.
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod media;
 pub mod session;
 pub mod signaling;

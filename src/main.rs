@@ -1,1 +1,89 @@
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use campeer::cli::{Cli, Command};
+use campeer::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = cli
+        .log
+        .as_deref()
+        .map(EnvFilter::try_new)
+        .unwrap_or_else(|| {
+            EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info"))
+        });
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("campeer: bad log filter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("campeer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let (config, file) = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            match &file {
+                Some(f) => println!(
+                    "# configuration OK: {} + CAMPEER__ environment",
+                    f.display()
+                ),
+                None => println!("# configuration OK: defaults + CAMPEER__ environment (no file)"),
+            }
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Run => {
+            match &file {
+                Some(f) => tracing::info!(file = %f.display(), "configuration loaded"),
+                None => tracing::info!("no config file; defaults and CAMPEER__ environment"),
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("campeer-async")
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                let cancel = CancellationToken::new();
+                tokio::spawn(shutdown_on_signal(cancel.clone()));
+                campeer::daemon::run(config, cancel).await
+            })
+        }
+    }
+}
+
+/// SIGINT or SIGTERM cancels the one token everything listens to.
+async fn shutdown_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+    cancel.cancel();
+}

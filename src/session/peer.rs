@@ -151,7 +151,9 @@ impl PeerConnectionEventHandler for Events {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         // The reference page sends its own camera; nobody watches it here, but unread
         // packets would pile up in the driver's queue and be logged as drops.
-        tokio::spawn(async move { while !matches!(track.poll().await, None | Some(TrackRemoteEvent::OnEnded)) {} });
+        tokio::spawn(async move {
+            while !matches!(track.poll().await, None | Some(TrackRemoteEvent::OnEnded)) {}
+        });
     }
 }
 
@@ -340,7 +342,10 @@ async fn answer_and_serve(
     pc.set_remote_description(offer)
         .await
         .map_err(webrtc_err("apply offer"))?;
-    let answer = pc.create_answer(None).await.map_err(webrtc_err("create answer"))?;
+    let answer = pc
+        .create_answer(None)
+        .await
+        .map_err(webrtc_err("create answer"))?;
     pc.set_local_description(answer)
         .await
         .map_err(webrtc_err("apply answer"))?;
@@ -353,10 +358,16 @@ async fn answer_and_serve(
     let mut writers = Vec::new();
     let mut payload_types = Vec::new();
     for out in outgoing {
-        let params = out.sender.get_parameters().await.map_err(webrtc_err("sender parameters"))?;
+        let params = out
+            .sender
+            .get_parameters()
+            .await
+            .map_err(webrtc_err("sender parameters"))?;
         match params.rtp_parameters.codecs.first() {
             Some(codec) => payload_types.push(codec.payload_type),
-            None if out.feed.kind() == MediaKind::Video => return Err(SessionError::NoCodec("VP8")),
+            None if out.feed.kind() == MediaKind::Video => {
+                return Err(SessionError::NoCodec("VP8"));
+            }
             None => {
                 warn!("the offer takes no Opus audio; sending video only");
                 payload_types.push(0);
@@ -434,7 +445,10 @@ async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feed: MediaFeed, stop: 
         };
         match ev {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                if packets.iter().any(|p| keyframe::is_keyframe_request(p.as_ref())) {
+                if packets
+                    .iter()
+                    .any(|p| keyframe::is_keyframe_request(p.as_ref()))
+                {
                     debug!("keyframe requested by the viewer");
                     feed.request_keyframe();
                 }
@@ -471,7 +485,10 @@ async fn send_media(
         let frame: Arc<EncodedFrame> = match frame {
             Ok(f) => f,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!(skipped = n, "viewer fell behind; skipping to the next keyframe");
+                warn!(
+                    skipped = n,
+                    "viewer fell behind; skipping to the next keyframe"
+                );
                 if video {
                     need_keyframe = true;
                     feed.request_keyframe();

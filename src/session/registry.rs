@@ -114,7 +114,11 @@ impl<H> Registry<H> {
             return Err(Refusal::Flood(self.limits.offers_per_second));
         }
         self.tokens -= 1.0;
-        let mut early = self.early.remove(id).map(|e| e.candidates).unwrap_or_default();
+        let mut early = self
+            .early
+            .remove(id)
+            .map(|e| e.candidates)
+            .unwrap_or_default();
         if let Some(anon) = self.anonymous.take() {
             early.extend(anon.candidates);
         }
@@ -251,7 +255,11 @@ mod tests {
         r.route(cand(None, 2), now);
         assert_eq!(r.prune(now + Duration::from_secs(1)), 0);
         assert_eq!(r.prune(now + Duration::from_secs(11)), 2);
-        assert!(r.admit(&id("dddd"), now + Duration::from_secs(11)).unwrap().is_empty());
+        assert!(
+            r.admit(&id("dddd"), now + Duration::from_secs(11))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -284,7 +292,10 @@ mod tests {
             .filter(|n| r.admit(&id(&format!("f{n:03}")), now).is_ok())
             .count();
         assert_eq!(accepted, 10, "the burst");
-        assert!(r.admit(&id("late"), now + Duration::from_millis(100)).is_err());
+        assert!(
+            r.admit(&id("late"), now + Duration::from_millis(100))
+                .is_err()
+        );
         assert!(r.admit(&id("later"), now + Duration::from_secs(1)).is_ok());
     }
 }

@@ -105,7 +105,9 @@ fn builder(settings: &ClientSettings, events: mpsc::Sender<RoomEvent>) -> Client
             }
             .boxed()
         })
-        .on("close", |_, _| async { warn!("signaling: connection closed; reconnecting") }.boxed())
+        .on("close", |_, _| {
+            async { warn!("signaling: connection closed; reconnecting") }.boxed()
+        })
         .on("error", |payload, _| {
             async move { warn!("signaling: socket error: {}", describe(&payload)) }.boxed()
         });

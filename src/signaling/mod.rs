@@ -33,7 +33,10 @@ impl Outbox {
     }
 
     pub fn candidate(&self, candidate: &Candidate) {
-        self.push("sendCandidate", protocol::send_candidate(&self.room, candidate));
+        self.push(
+            "sendCandidate",
+            protocol::send_candidate(&self.room, candidate),
+        );
     }
 
     fn push(&self, event: &'static str, payload: Value) {

@@ -69,7 +69,10 @@ impl Candidate {
 /// What the room says that campeer acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoomEvent {
-    Offer { session: SessionId, sdp: String },
+    Offer {
+        session: SessionId,
+        sdp: String,
+    },
     Candidate(Candidate),
     /// Another callee's answer: never for campeer, kept only to be counted and ignored.
     ForeignAnswer,
@@ -287,7 +290,8 @@ mod tests {
         assert_eq!(c.session().unwrap().as_str(), "AbC1");
         assert_eq!(c.sdp_mline_index, Some(0));
 
-        let bare = json!({ "candidate": { "candidate": "", "sdpMid": null, "usernameFragment": null } });
+        let bare =
+            json!({ "candidate": { "candidate": "", "sdpMid": null, "usernameFragment": null } });
         let RoomEvent::Candidate(c) = parse(RECEIVE_CANDIDATE, &[bare]).unwrap() else {
             panic!()
         };
@@ -302,7 +306,10 @@ mod tests {
     #[test]
     fn answers_from_others_are_recognised() {
         let a = json!({ "answer": { "type": "answer", "sdp": "v=0" } });
-        assert_eq!(parse(RECEIVE_ANSWER, &[a]).unwrap(), RoomEvent::ForeignAnswer);
+        assert_eq!(
+            parse(RECEIVE_ANSWER, &[a]).unwrap(),
+            RoomEvent::ForeignAnswer
+        );
     }
 
     #[test]
@@ -310,7 +317,10 @@ mod tests {
         assert_eq!(join_room(&RoomId::number(1)), json!(1));
         assert_eq!(join_room(&RoomId::string("1")), json!("1"));
         let a = send_answer(&RoomId::string("1"), "v=0");
-        assert_eq!(a, json!({ "answer": { "type": "answer", "sdp": "v=0" }, "room": "1" }));
+        assert_eq!(
+            a,
+            json!({ "answer": { "type": "answer", "sdp": "v=0" }, "room": "1" })
+        );
         let c = Candidate {
             candidate: "candidate:x".into(),
             sdp_mid: Some("0".into()),

@@ -1,0 +1,26 @@
+//! The command line: `campeer [run]` and `campeer check-config`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "campeer", version, about = "A camera board as a WebRTC peer")]
+pub struct Cli {
+    /// Config file (TOML). Default: ./campeer.toml, then /etc/campeer/campeer.toml.
+    #[arg(long, short, global = true, env = "CAMPEER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `campeer=debug,webrtc=warn`. Overrides RUST_LOG.
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon until SIGINT or SIGTERM (the default).
+    Run,
+    /// Validate the configuration and print the effective result.
+    CheckConfig,
+}

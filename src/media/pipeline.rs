@@ -1,0 +1,477 @@
+//! The one owner of sources and encoders. Each blocking stage runs on its own named
+//! thread; what crosses between them is a slot (video), a short bounded queue (audio),
+//! an atomic (keyframe request, bitrate) or a broadcast of encoded frames (sessions).
+//!
+//! Video never queues: the source overwrites the newest-frame slot and a frame the encoder
+//! did not take in time is dropped and counted. Audio goes through a short queue, because
+//! a gap is audible; an overflow is counted too.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::rtp::codec::vp8::Vp8Payloader;
+use rtc::rtp::packetizer::Payloader;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::audio::opus::OpusEncoder;
+use super::audio::tone::Tone;
+use super::audio::{CHUNK_SAMPLES, SAMPLE_RATE};
+use super::frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};
+use super::video::test_pattern::TestPattern;
+use super::video::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
+use crate::config::{AudioConfig, AudioSource, VideoConfig, VideoSource};
+
+/// RTP payload size: 1200-byte packets (a safe MTU through tunnels) less the 12-byte header.
+const RTP_PAYLOAD_MTU: usize = 1188;
+/// How often a blocked stage looks at the cancellation token.
+const POLL: Duration = Duration::from_millis(100);
+/// 100 ms of audio between tone and Opus: absorbs scheduling hiccups, adds no latency
+/// while the encoder keeps up.
+const AUDIO_QUEUE: usize = 5;
+const TONE_HZ: f64 = 440.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("video.source {0:?}: V4L2 capture is not built yet; use \"test\" or \"auto\"")]
+    NoV4l2(std::path::PathBuf),
+    #[error(
+        "audio.source {0:?}: ALSA capture is not built yet; use \"test\", \"auto\" or \"none\""
+    )]
+    NoAlsa(String),
+    #[error("starting the VP8 encoder: {0}")]
+    Vp8(#[from] Vp8Error),
+    #[error("starting the Opus encoder: {0}")]
+    Opus(#[from] super::audio::opus::OpusError),
+    #[error("spawning thread {name}: {source}")]
+    Spawn {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error("thread {0} exited while starting")]
+    Died(&'static str),
+}
+
+/// The newest raw frame, capacity one: a put replaces what the encoder has not taken.
+#[derive(Default)]
+pub struct FrameSlot {
+    frame: Mutex<Option<I420Frame>>,
+    ready: Condvar,
+}
+
+impl FrameSlot {
+    /// Stores `frame`; returns the one it displaced (a drop), whose buffer the caller reuses.
+    pub fn put(&self, frame: I420Frame) -> Option<I420Frame> {
+        let old = self.lock().replace(frame);
+        self.ready.notify_one();
+        old
+    }
+
+    /// The newest frame, waiting up to `timeout` for one.
+    pub fn take_timeout(&self, timeout: Duration) -> Option<I420Frame> {
+        let guard = self.lock();
+        let (mut guard, _) = self
+            .ready
+            .wait_timeout_while(guard, timeout, |f| f.is_none())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<I420Frame>> {
+        // A panic elsewhere cannot leave an Option half-written.
+        self.frame.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct MediaPipeline {
+    video: MediaFeed,
+    audio: Option<MediaFeed>,
+    stats: Arc<MediaStats>,
+    bitrate_kbps: Arc<AtomicU32>,
+    cancel: CancellationToken,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl MediaPipeline {
+    pub fn start(
+        video: &VideoConfig,
+        audio: &AudioConfig,
+        cancel: CancellationToken,
+    ) -> Result<Self, PipelineError> {
+        match &video.source {
+            VideoSource::Device(path) => return Err(PipelineError::NoV4l2(path.clone())),
+            VideoSource::Auto => {
+                info!("video.source = auto: no camera capture yet; sending the test pattern")
+            }
+            VideoSource::Test => info!("video: test pattern"),
+        }
+        let audio_on = match &audio.source {
+            AudioSource::Pcm(name) => return Err(PipelineError::NoAlsa(name.clone())),
+            AudioSource::None => {
+                info!("audio: none");
+                false
+            }
+            AudioSource::Auto | AudioSource::Test => {
+                info!(hz = TONE_HZ, "audio: test tone");
+                true
+            }
+        };
+        let mut pipeline = Self {
+            video: MediaFeed::new(MediaKind::Video),
+            audio: audio_on.then(|| MediaFeed::new(MediaKind::Audio)),
+            stats: Arc::default(),
+            bitrate_kbps: Arc::new(AtomicU32::new(video.bitrate_kbps)),
+            cancel,
+            threads: Vec::new(),
+        };
+        // On any error below, Drop cancels and joins what already started.
+        pipeline.start_video(video)?;
+        if let Some(feed) = pipeline.audio.clone() {
+            pipeline.start_audio(audio, feed)?;
+        }
+        info!(
+            width = video.width,
+            height = video.height,
+            fps = video.fps,
+            kbps = video.bitrate_kbps,
+            "media pipeline running"
+        );
+        Ok(pipeline)
+    }
+
+    pub fn video(&self) -> MediaFeed {
+        self.video.clone()
+    }
+
+    pub fn audio(&self) -> Option<MediaFeed> {
+        self.audio.clone()
+    }
+
+    pub fn stats(&self) -> Arc<MediaStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Congestion feedback's way back to the encoder; applied before the next frame.
+    pub fn set_video_bitrate_kbps(&self, kbps: u32) {
+        self.bitrate_kbps.store(kbps, Ordering::Relaxed);
+    }
+
+    /// Stops every thread and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.cancel.cancel();
+        for t in self.threads.drain(..) {
+            let name = t.thread().name().unwrap_or("media").to_owned();
+            if t.join().is_err() {
+                warn!(thread = name, "media thread panicked");
+            }
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), PipelineError> {
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(body)
+            .map_err(|source| PipelineError::Spawn { name, source })?;
+        self.threads.push(handle);
+        Ok(())
+    }
+
+    fn start_video(&mut self, cfg: &VideoConfig) -> Result<(), PipelineError> {
+        let slot = Arc::new(FrameSlot::default());
+        let (recycle_tx, recycle_rx) = sync_channel::<I420Frame>(2);
+        let started = Instant::now();
+
+        let settings = Vp8Settings::from_config(cfg);
+        let (ready_tx, ready_rx) = sync_channel(1);
+        let (feed, stats, bitrate, cancel) = (
+            self.video.clone(),
+            self.stats(),
+            Arc::clone(&self.bitrate_kbps),
+            self.cancel.clone(),
+        );
+        let encoder_slot = Arc::clone(&slot);
+        self.spawn("campeer-vp8", move || {
+            // libvpx's context stays on this thread for its whole life.
+            let encoder = match Vp8Encoder::new(&settings) {
+                Ok(e) => {
+                    let _ = ready_tx.send(Ok(()));
+                    e
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            encode_video(
+                encoder,
+                &encoder_slot,
+                &recycle_tx,
+                &feed,
+                &stats,
+                &bitrate,
+                started,
+                &cancel,
+            );
+        })?;
+        ready_rx
+            .recv()
+            .map_err(|_| PipelineError::Died("campeer-vp8"))??;
+
+        let (w, h, fps) = (cfg.width, cfg.height, cfg.fps);
+        let (stats, cancel) = (self.stats(), self.cancel.clone());
+        self.spawn("campeer-pattern", move || {
+            let mut pattern = TestPattern::new(w, h);
+            let period = Duration::from_secs(1) / fps;
+            let mut spare = None;
+            let mut next = Instant::now();
+            for counter in 0u32.. {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let mut frame = spare
+                    .take()
+                    .or_else(|| recycle_rx.try_recv().ok())
+                    .unwrap_or_else(|| I420Frame::new(w, h));
+                pattern.draw(&mut frame, counter);
+                frame.captured = Instant::now();
+                MediaStats::add(&stats.video_captured, 1);
+                if let Some(old) = slot.put(frame) {
+                    MediaStats::add(&stats.video_dropped, 1);
+                    spare = Some(old);
+                }
+                next = pace(next, period);
+            }
+        })
+    }
+
+    fn start_audio(&mut self, cfg: &AudioConfig, feed: MediaFeed) -> Result<(), PipelineError> {
+        let (chunks_tx, chunks_rx) = sync_channel::<Vec<i16>>(AUDIO_QUEUE);
+        let (recycle_tx, recycle_rx) = sync_channel::<Vec<i16>>(AUDIO_QUEUE + 2);
+        let encoder = OpusEncoder::new(cfg.bitrate_kbps)?;
+        let (stats, cancel) = (self.stats(), self.cancel.clone());
+        self.spawn("campeer-opus", move || {
+            encode_audio(encoder, &chunks_rx, &recycle_tx, &feed, &stats, &cancel);
+        })?;
+
+        let (stats, cancel) = (self.stats(), self.cancel.clone());
+        self.spawn("campeer-tone", move || {
+            let mut tone = Tone::new(TONE_HZ);
+            let period = Duration::from_millis(20);
+            let mut next = Instant::now();
+            while !cancel.is_cancelled() {
+                let mut chunk = recycle_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![0; CHUNK_SAMPLES]);
+                tone.fill(&mut chunk);
+                MediaStats::add(&stats.audio_captured, 1);
+                if chunks_tx.try_send(chunk).is_err() {
+                    MediaStats::add(&stats.audio_dropped, 1);
+                }
+                next = pace(next, period);
+            }
+        })
+    }
+}
+
+impl Drop for MediaPipeline {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sleeps until `next`, then returns the following deadline. A fixed schedule does not
+/// drift with the work done each period; after a long stall it restarts from now
+/// instead of bursting to catch up.
+fn pace(next: Instant, period: Duration) -> Instant {
+    let next = next + period;
+    let now = Instant::now();
+    if next > now {
+        std::thread::sleep(next - now);
+        next
+    } else if now - next > period {
+        now
+    } else {
+        next
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_video(
+    mut encoder: Vp8Encoder,
+    slot: &FrameSlot,
+    recycle: &SyncSender<I420Frame>,
+    feed: &MediaFeed,
+    stats: &MediaStats,
+    bitrate: &AtomicU32,
+    started: Instant,
+    cancel: &CancellationToken,
+) {
+    let mut payloader = Vp8Payloader::default();
+    while !cancel.is_cancelled() {
+        let Some(frame) = slot.take_timeout(POLL) else {
+            continue;
+        };
+        let kbps = bitrate.load(Ordering::Relaxed);
+        if kbps != encoder.bitrate_kbps()
+            && let Err(e) = encoder.set_bitrate_kbps(kbps)
+        {
+            warn!("{e}");
+        }
+        let ticks = (frame
+            .captured
+            .saturating_duration_since(started)
+            .as_secs_f64()
+            * 90_000.0) as i64;
+        let force = feed.take_keyframe_request();
+        let result = encoder.encode(&frame, ticks, force, &mut |data, keyframe| match payloader
+            .payload(RTP_PAYLOAD_MTU, &Bytes::copy_from_slice(data))
+        {
+            Ok(payloads) => {
+                MediaStats::add(&stats.video_encoded, 1);
+                MediaStats::add(&stats.video_bytes, data.len() as u64);
+                if keyframe {
+                    MediaStats::add(&stats.video_keyframes, 1);
+                }
+                feed.publish(EncodedFrame {
+                    payloads,
+                    rtp_time: ticks as u32,
+                    keyframe,
+                    captured: frame.captured,
+                });
+            }
+            Err(e) => warn!("VP8 packetization: {e}"),
+        });
+        if let Err(e) = result {
+            warn!("{e}");
+            feed.request_keyframe();
+        }
+        // The source may have allocated a replacement already; then this one is freed.
+        let _ = recycle.try_send(frame);
+    }
+}
+
+fn encode_audio(
+    mut encoder: OpusEncoder,
+    chunks: &Receiver<Vec<i16>>,
+    recycle: &SyncSender<Vec<i16>>,
+    feed: &MediaFeed,
+    stats: &MediaStats,
+    cancel: &CancellationToken,
+) {
+    let mut packet = Vec::new();
+    let mut samples: u32 = 0;
+    while !cancel.is_cancelled() {
+        let Ok(chunk) = chunks.recv_timeout(POLL) else {
+            continue;
+        };
+        match encoder.encode(&chunk, &mut packet) {
+            Ok(n) => {
+                MediaStats::add(&stats.audio_encoded, 1);
+                MediaStats::add(&stats.audio_bytes, n as u64);
+                // The sample clock is the capture clock: one chunk is 960 samples.
+                feed.publish(EncodedFrame {
+                    payloads: vec![Bytes::copy_from_slice(&packet)],
+                    rtp_time: samples,
+                    keyframe: false,
+                    captured: Instant::now(),
+                });
+            }
+            Err(e) => warn!("{e}"),
+        }
+        samples = samples.wrapping_add(CHUNK_SAMPLES as u32);
+        let _ = recycle.try_send(chunk);
+    }
+    debug_assert_eq!(SAMPLE_RATE, 48_000);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_keeps_only_the_newest() {
+        let slot = FrameSlot::default();
+        let mut a = I420Frame::new(2, 2);
+        a.data[0] = 1;
+        let mut b = I420Frame::new(2, 2);
+        b.data[0] = 2;
+        assert!(slot.put(a).is_none());
+        let dropped = slot.put(b).expect("the first is displaced");
+        assert_eq!(dropped.data[0], 1);
+        assert_eq!(slot.take_timeout(POLL).unwrap().data[0], 2);
+        assert!(slot.take_timeout(Duration::from_millis(1)).is_none());
+    }
+
+    async fn recv(
+        rx: &mut tokio::sync::broadcast::Receiver<Arc<EncodedFrame>>,
+    ) -> Arc<EncodedFrame> {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a frame within 5 s")
+            .expect("feed open")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_sources_flow_to_subscribers() {
+        let video_cfg = VideoConfig {
+            source: VideoSource::Test,
+            width: 320,
+            height: 240,
+            ..VideoConfig::default()
+        };
+        let audio_cfg = AudioConfig {
+            source: AudioSource::Test,
+            ..AudioConfig::default()
+        };
+        let p = MediaPipeline::start(&video_cfg, &audio_cfg, CancellationToken::new()).unwrap();
+        let mut video = p.video().subscribe();
+        let mut audio = p.audio().expect("tone on").subscribe();
+        let mut last = recv(&mut video).await;
+        for _ in 0..10 {
+            let f = recv(&mut video).await;
+            let step = f.rtp_time.wrapping_sub(last.rtp_time);
+            assert!((1500..=6000).contains(&step), "90 kHz step {step}");
+            assert!(f.payloads.iter().all(|p| p.len() <= RTP_PAYLOAD_MTU));
+            last = f;
+        }
+        p.video().request_keyframe();
+        let mut saw_key = false;
+        for _ in 0..5 {
+            if recv(&mut video).await.keyframe {
+                saw_key = true;
+                break;
+            }
+        }
+        assert!(saw_key, "a requested keyframe arrives within a few frames");
+        let a0 = recv(&mut audio).await;
+        let a1 = recv(&mut audio).await;
+        assert_eq!(a1.rtp_time.wrapping_sub(a0.rtp_time), 960);
+        assert_eq!(a1.payloads.len(), 1, "one Opus packet per RTP packet");
+
+        let stats = p.stats().snapshot();
+        assert!(
+            stats.video_encoded >= 10 && stats.audio_encoded >= 2,
+            "{stats}"
+        );
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || p.shutdown())
+            .await
+            .unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "threads join promptly"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Video: sources that fill I420 frames, and the VP8 encoder.
+
+pub mod test_pattern;
+pub mod vp8;
