@@ -1,6 +1,7 @@
 // The field relay of shared/PROTOCOL.md, as small as the real one: rooms, and three
 // messages forwarded to everybody else in the sender's room. It prints
-// "listening PORT" once it accepts connections (PORT=0 picks a free port).
+// "listening PORT" once it accepts connections (PORT=0 picks a free port) and
+// "join ROOM" for each join, so that tests wait on events instead of sleeping.
 const { Server } = require("socket.io");
 const http = require("http");
 
@@ -8,7 +9,10 @@ const server = http.createServer();
 const io = new Server(server, { cors: { origin: "*" } });
 
 io.on("connection", (socket) => {
-  socket.on("joinRoom", (room) => socket.join(room));
+  socket.on("joinRoom", (room) => {
+    socket.join(room);
+    console.log(`join ${JSON.stringify(room)}`);
+  });
   socket.on("sendOffer", ({ offer, room }) => socket.to(room).emit("receiveOffer", { offer }));
   socket.on("sendAnswer", ({ answer, room }) => socket.to(room).emit("receiveAnswer", { answer }));
   socket.on("sendCandidate", ({ candidate, room }) =>

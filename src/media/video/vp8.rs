@@ -258,6 +258,10 @@ impl Vp8Encoder {
     }
 }
 
+// SAFETY: a libvpx context has no thread affinity; `&mut self` on every call rules out
+// concurrent use, so moving one to another thread is sound.
+unsafe impl Send for Vp8Encoder {}
+
 impl Drop for Vp8Encoder {
     fn drop(&mut self) {
         // SAFETY: initialised in new(); destroyed once.
@@ -327,6 +331,9 @@ impl Vp8Decoder {
         }
     }
 }
+
+// SAFETY: as for the encoder.
+unsafe impl Send for Vp8Decoder {}
 
 impl Drop for Vp8Decoder {
     fn drop(&mut self) {

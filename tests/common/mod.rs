@@ -1,0 +1,188 @@
+//! The shared harness: a real npm `socket.io` relay process, campeer as its own process,
+//! and webrtc-rs viewers. Every wait is on an event (a line printed, a frame decoded)
+//! bounded by a deadline, never a bare sleep.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+pub mod viewer;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lines a child process printed, shared with the thread that reads them.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn follow(&self, stream: impl std::io::Read + Send + 'static, echo: &'static str) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("[{echo}] {line}");
+                let (buf, cv) = &*lines.0;
+                buf.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+    }
+
+    /// Waits until `count` lines contain `needle`; returns the last of them.
+    pub fn wait_for_n(&self, needle: &str, count: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let (buf, cv) = &*self.0;
+        let mut guard = buf.lock().unwrap();
+        loop {
+            let hits: Vec<&String> = guard.iter().filter(|l| l.contains(needle)).collect();
+            if hits.len() >= count {
+                return hits[count - 1].clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out after {timeout:?} waiting for {count}× {needle:?}"
+            );
+            guard = cv.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_n(needle, 1, timeout)
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.0
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().clone()
+    }
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free TCP port on loopback, for a relay that must come back on the same port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The field relay of PROTOCOL.md: `tests/relay/relay.js` on Node's socket.io.
+pub struct Relay {
+    child: Child,
+    pub port: u16,
+    pub out: Lines,
+}
+
+impl Relay {
+    pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/relay/relay.js"))
+            .env("PORT", port.to_string())
+            .env("NODE_PATH", repo().join("tests/node_modules"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (scripts/setup installs it)");
+        let out = Lines::default();
+        out.follow(child.stdout.take().expect("piped stdout"), "relay");
+        let line = out.wait_for("listening ", Duration::from_secs(15));
+        let port = line["listening ".len()..]
+            .trim()
+            .parse()
+            .expect("relay prints its port");
+        Self { child, port, out }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// campeer itself, the release of this build, as its own process.
+pub struct Campeer {
+    child: Child,
+    pub log: Lines,
+}
+
+impl Campeer {
+    /// Starts campeer on the test sources at 320x240 against `url`, bound to loopback.
+    /// `env` adds or overrides `CAMPEER__` settings.
+    pub fn start(url: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_campeer"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,webrtc=warn,rtc=warn")
+            .env("CAMPEER__SIGNALING__URL", url)
+            .env("CAMPEER__VIDEO__SOURCE", "test")
+            .env("CAMPEER__AUDIO__SOURCE", "test")
+            .env("CAMPEER__VIDEO__WIDTH", "320")
+            .env("CAMPEER__VIDEO__HEIGHT", "240")
+            .env("CAMPEER__VIDEO__BITRATE_KBPS", "600")
+            .env("CAMPEER__WEBRTC__BIND", "127.0.0.1")
+            .current_dir(std::env::temp_dir());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("campeer starts");
+        let log = Lines::default();
+        log.follow(child.stderr.take().expect("piped stderr"), "campeer");
+        Self { child, log }
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let child = &mut self.child;
+            s.spawn(move || tx.send(child.wait().expect("wait on campeer")));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("campeer exits within 10 s of SIGTERM")
+        })
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait on campeer").is_none()
+    }
+}
+
+impl Drop for Campeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,462 @@
+//! A viewer written with webrtc-rs, playing the browser's part of PROTOCOL.md: it joins the
+//! room over the real relay, sends an offer, trickles candidates, then decodes the VP8 it
+//! receives with libvpx and reads the test pattern's frame counter back.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use rtc::interceptor::Registry;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::packetizer::Depacketizer;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rust_socketio::Payload;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, register_default_interceptors,
+};
+
+use campeer::media::I420Frame;
+use campeer::media::video::test_pattern::{TestPattern, read_counter};
+use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8Settings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A watch-only page.
+    RecvOnly,
+    /// The reference page: it sends its own camera and microphone too.
+    SendRecv,
+}
+
+#[derive(Debug)]
+pub enum Seen {
+    Connected,
+    Video(VideoFrame),
+    /// One decoded 20 ms Opus packet.
+    Audio(Vec<i16>),
+    Failed,
+    /// campeer broke PROTOCOL.md in a way the reference page would trip over.
+    Violation(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    pub counter: Option<u32>,
+    pub keyframe: bool,
+    pub width: u32,
+    pub height: u32,
+    pub at: Instant,
+}
+
+struct Handler {
+    seen: mpsc::UnboundedSender<Seen>,
+    candidates: mpsc::UnboundedSender<RTCPeerConnectionIceEvent>,
+    video_track: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let _ = self.candidates.send(event);
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected => drop(self.seen.send(Seen::Connected)),
+            RTCPeerConnectionState::Failed => drop(self.seen.send(Seen::Failed)),
+            _ => {}
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let seen = self.seen.clone();
+        match track.kind().await {
+            RtpCodecKind::Video => {
+                *self.video_track.lock().unwrap() = Some(Arc::clone(&track));
+                tokio::spawn(decode_video(track, seen));
+            }
+            _ => {
+                tokio::spawn(decode_audio(track, seen));
+            }
+        }
+    }
+}
+
+/// Reassembles VP8 frames by RTP marker bit, decodes them, reads the counter.
+async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
+    let mut depack = rtc::rtp::codec::vp8::Vp8Packet::default();
+    let mut decoder = Vp8Decoder::new().expect("libvpx VP8 decoder");
+    let mut frame = Vec::new();
+    while let Some(ev) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(pkt) = ev else {
+            continue;
+        };
+        match depack.depacketize(&pkt.payload) {
+            Ok(data) => frame.extend_from_slice(&data),
+            Err(_) => {
+                frame.clear();
+                continue;
+            }
+        }
+        if !pkt.header.marker {
+            continue;
+        }
+        let keyframe = frame.first().is_some_and(|b| b & 1 == 0);
+        if let Ok(Some(img)) = decoder.decode(&frame) {
+            let counter = read_counter(&img.y, img.stride, img.width, img.height);
+            let _ = seen.send(Seen::Video(VideoFrame {
+                counter,
+                keyframe,
+                width: img.width,
+                height: img.height,
+                at: Instant::now(),
+            }));
+        }
+        frame.clear();
+    }
+}
+
+async fn decode_audio(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("libopus decoder");
+    let mut pcm = vec![0i16; 5760];
+    while let Some(ev) = track.poll().await {
+        if let TrackRemoteEvent::OnRtpPacket(pkt) = ev
+            && let Ok(n) = decoder.decode(&pkt.payload, &mut pcm, false)
+        {
+            let _ = seen.send(Seen::Audio(pcm[..n].to_vec()));
+        }
+    }
+}
+
+pub struct Viewer {
+    pc: Arc<dyn PeerConnection>,
+    socket: Client,
+    pub seen: mpsc::UnboundedReceiver<Seen>,
+    video_track: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
+    pub ufrag: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Viewer {
+    /// Joins `room` on the relay at `url` and sends an offer. Returns once the offer is
+    /// out; watch `seen` for what arrives.
+    pub async fn call(url: &str, room: Value, direction: Direction) -> Viewer {
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let violations = seen_tx.clone();
+        let (cand_tx, mut local_candidates) = mpsc::unbounded_channel();
+        let video_track = Arc::default();
+        let mut engine = MediaEngine::default();
+        engine.register_default_codecs().expect("default codecs");
+        let registry =
+            register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Handler {
+                seen: seen_tx,
+                candidates: cand_tx,
+                video_track: Arc::clone(&video_track),
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .build()
+            .await
+            .expect("viewer peer connection");
+
+        let mut tasks = Vec::new();
+        match direction {
+            Direction::RecvOnly => {
+                for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                    pc.add_transceiver_from_kind(
+                        kind,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Recvonly,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .expect("recvonly transceiver");
+                }
+            }
+            Direction::SendRecv => {
+                let video = sample_track(RtpCodecKind::Video, "video/VP8", 90_000, 0);
+                let audio = sample_track(RtpCodecKind::Audio, "audio/opus", 48_000, 2);
+                for t in [&audio, &video] {
+                    pc.add_track(Arc::clone(t) as Arc<dyn TrackLocal>)
+                        .await
+                        .expect("viewer's own track");
+                }
+                tasks.push(tokio::spawn(send_own_media(video, audio)));
+            }
+        }
+
+        // One channel for both, so they are handled in the order the relay sent them.
+        let (answer_tx, mut from_room) = mpsc::unbounded_channel::<(bool, Value)>();
+        let rcand_tx = answer_tx.clone();
+        let (joined_tx, mut joined) = mpsc::unbounded_channel::<()>();
+        let room_for_join = room.clone();
+        let socket = ClientBuilder::new(url)
+            .on("open", move |_, c: Client| {
+                let room = room_for_join.clone();
+                let joined = joined_tx.clone();
+                async move {
+                    c.emit("joinRoom", room).await.expect("joinRoom");
+                    let _ = joined.send(());
+                }
+                .boxed()
+            })
+            .on("receiveAnswer", move |p, _| {
+                let tx = answer_tx.clone();
+                async move {
+                    if let Payload::Text(v) = p {
+                        let _ = tx.send((true, v[0].clone()));
+                    }
+                }
+                .boxed()
+            })
+            .on("receiveCandidate", move |p, _| {
+                let tx = rcand_tx.clone();
+                async move {
+                    if let Payload::Text(v) = p {
+                        let _ = tx.send((false, v[0].clone()));
+                    }
+                }
+                .boxed()
+            })
+            .connect()
+            .await
+            .expect("viewer reaches the relay");
+        joined.recv().await;
+
+        let offer = pc.create_offer(None).await.expect("offer");
+        pc.set_local_description(offer.clone())
+            .await
+            .expect("set offer");
+        let ufrag = campeer::signaling::protocol::sdp_attribute(&offer.sdp, "ice-ufrag")
+            .expect("offer has a ufrag")
+            .to_owned();
+        socket
+            .emit(
+                "sendOffer",
+                json!({ "offer": { "type": "offer", "sdp": offer.sdp }, "room": room }),
+            )
+            .await
+            .expect("sendOffer");
+
+        // Trickle both ways in the background for the life of the call.
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let pc_ref = Arc::clone(&pc);
+        let socket2 = socket.clone();
+        let my_ufrag = ufrag.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = false;
+            loop {
+                tokio::select! {
+                    Some(ev) = local_candidates.recv() => {
+                        let Ok(init) = ev.candidate.to_json() else { continue };
+                        let c = json!({ "candidate": init.candidate, "sdpMid": "0",
+                            "sdpMLineIndex": 0, "usernameFragment": my_ufrag });
+                        let _ = socket2.emit("sendCandidate", json!({ "candidate": c, "room": room })).await;
+                    }
+                    Some((is_answer, msg)) = from_room.recv() => {
+                        if is_answer {
+                            let sdp = msg["answer"]["sdp"].as_str().unwrap_or_default().to_owned();
+                            let answer = RTCSessionDescription::answer(sdp).expect("answer parses");
+                            pc_ref.set_remote_description(answer).await.expect("apply answer");
+                            answered = true;
+                            continue;
+                        }
+                        let init: RTCIceCandidateInit = serde_json::from_value(msg["candidate"].clone()).expect("candidate shape");
+                        // The reference page calls addIceCandidate at once, which
+                        // fails without a remote description.
+                        if !answered {
+                            let _ = violations.send(Seen::Violation("a candidate arrived before the answer".into()));
+                        }
+                        let _ = pc_ref.add_ice_candidate(init).await;
+                    }
+                    else => return,
+                }
+            }
+        }));
+        Viewer {
+            pc,
+            socket,
+            seen,
+            video_track,
+            ufrag,
+            tasks,
+        }
+    }
+
+    /// Waits for the next event matching `pick`, up to `timeout`.
+    pub async fn expect<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(Seen) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.seen.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "viewer {} saw nothing matching within {timeout:?}",
+                        self.ufrag
+                    )
+                })
+                .expect("viewer event stream open");
+            match ev {
+                Seen::Failed => panic!("viewer {}: connection failed", self.ufrag),
+                Seen::Violation(what) => panic!("viewer {}: {what}", self.ufrag),
+                _ => {}
+            }
+            if let Some(t) = pick(ev) {
+                return t;
+            }
+        }
+    }
+
+    pub async fn connected(&mut self, timeout: Duration) {
+        self.expect(timeout, |s| matches!(s, Seen::Connected).then_some(()))
+            .await
+    }
+
+    pub async fn next_video(&mut self, timeout: Duration) -> VideoFrame {
+        self.expect(timeout, |s| match s {
+            Seen::Video(f) => Some(f),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn next_audio(&mut self, timeout: Duration) -> Vec<i16> {
+        self.expect(timeout, |s| match s {
+            Seen::Audio(a) => Some(a),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Asks campeer for a keyframe the way a browser does, with an RTCP PLI.
+    pub async fn send_pli(&self) {
+        let track = self
+            .video_track
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("video track arrived");
+        let ssrc = *track.ssrcs().await.first().expect("video ssrc");
+        track
+            .write_rtcp(vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            })])
+            .await
+            .expect("PLI sent");
+    }
+
+    pub async fn hang_up(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.pc.close().await;
+        let _ = self.socket.disconnect().await;
+    }
+}
+
+fn sample_track(
+    kind: RtpCodecKind,
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+) -> Arc<TrackLocalStaticSample> {
+    Arc::new(
+        TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                "viewer".into(),
+                format!("viewer-{kind}"),
+                format!("viewer {kind}"),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(rand::random()),
+                        ..Default::default()
+                    },
+                    codec: RTCRtpCodec {
+                        mime_type: mime.into(),
+                        clock_rate,
+                        channels,
+                        sdp_fmtp_line: String::new(),
+                        rtcp_feedback: vec![],
+                    },
+                    ..Default::default()
+                }],
+            ),
+        )
+        .expect("sample track"),
+    )
+}
+
+/// The reference page's own camera and microphone: a real VP8 and Opus stream into campeer.
+async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLocalStaticSample>) {
+    let mut encoder =
+        Vp8Encoder::new(&Vp8Settings::for_test(160, 120)).expect("viewer VP8 encoder");
+    let mut pattern = TestPattern::new(160, 120);
+    let mut image = I420Frame::new(160, 120);
+    let mut opus = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+        .expect("viewer Opus encoder");
+    let silence = [0i16; 960];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let (vssrc, assrc) = (video.ssrcs().await[0], audio.ssrcs().await[0]);
+    for n in 0u32.. {
+        tick.tick().await;
+        let packet = opus.encode_vec(&silence, 4000).expect("opus encode");
+        let _ = audio
+            .sample_writer(assrc, 111)
+            .write_sample(&Sample {
+                data: packet.into(),
+                duration: Duration::from_millis(20),
+                ..Sample::new(Instant::now())
+            })
+            .await;
+        if n % 2 == 0 {
+            pattern.draw(&mut image, n);
+            let mut out = Vec::new();
+            encoder
+                .encode(&image, i64::from(n) * 1500, false, &mut |data, _| {
+                    out.extend_from_slice(data)
+                })
+                .expect("viewer VP8 encode");
+            let _ = video
+                .sample_writer(vssrc, 96)
+                .write_sample(&Sample {
+                    data: out.into(),
+                    duration: Duration::from_millis(40),
+                    ..Sample::new(Instant::now())
+                })
+                .await;
+        }
+    }
+}
