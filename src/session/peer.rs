@@ -33,7 +33,7 @@ use super::keyframe::{self, KeyframeRequests};
 use crate::config::WebrtcConfig;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
 use crate::signaling::Outbox;
-use crate::signaling::protocol::{Candidate, SessionId, sdp_attribute};
+use crate::signaling::protocol::{Candidate, SessionId, sdp_attribute, sdp_offers_codec};
 
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -244,6 +244,10 @@ async fn run(
     ctx: SessionContext,
     cancel: CancellationToken,
 ) -> Result<(), SessionError> {
+    // Refused before any socket is bound: a camera that cannot send video has no answer.
+    if !sdp_offers_codec(&offer, "VP8") {
+        return Err(SessionError::NoCodec("VP8"));
+    }
     let ice_servers = ctx
         .webrtc
         .ice_servers

@@ -213,6 +213,17 @@ pub fn sdp_attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Whether some `a=rtpmap` line offers `codec` (e.g. `VP8`), case-insensitively as SDP
+/// encoding names are.
+pub fn sdp_offers_codec(sdp: &str, codec: &str) -> bool {
+    sdp.lines().any(|line| {
+        line.strip_prefix("a=rtpmap:")
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|enc| enc.split('/').next())
+            .is_some_and(|name| name.eq_ignore_ascii_case(codec))
+    })
+}
+
 pub fn join_room(room: &RoomId) -> Value {
     room.to_json()
 }
@@ -332,6 +343,15 @@ mod tests {
             json!({ "candidate": { "candidate": "candidate:x", "sdpMid": "0",
                 "sdpMLineIndex": 0, "usernameFragment": "loc1" }, "room": 1 })
         );
+    }
+
+    #[test]
+    fn codec_offer_is_found_by_name() {
+        let sdp = "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 vp8/90000\r\na=rtpmap:102 H264/90000\r\n";
+        assert!(sdp_offers_codec(sdp, "VP8"));
+        assert!(sdp_offers_codec(sdp, "h264"));
+        assert!(!sdp_offers_codec(sdp, "VP9"));
+        assert!(!sdp_offers_codec("a=rtpmap:", "VP8"));
     }
 
     #[test]

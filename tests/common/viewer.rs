@@ -280,14 +280,21 @@ impl Viewer {
                         let _ = socket2.emit("sendCandidate", json!({ "candidate": c, "room": room })).await;
                     }
                     Some((is_answer, msg)) = from_room.recv() => {
+                        // Others in the room may send anything; a page ignores what it
+                        // cannot use.
                         if is_answer {
                             let sdp = msg["answer"]["sdp"].as_str().unwrap_or_default().to_owned();
-                            let answer = RTCSessionDescription::answer(sdp).expect("answer parses");
-                            pc_ref.set_remote_description(answer).await.expect("apply answer");
-                            answered = true;
+                            if !answered
+                                && let Ok(answer) = RTCSessionDescription::answer(sdp)
+                                && pc_ref.set_remote_description(answer).await.is_ok()
+                            {
+                                answered = true;
+                            }
                             continue;
                         }
-                        let init: RTCIceCandidateInit = serde_json::from_value(msg["candidate"].clone()).expect("candidate shape");
+                        let Ok(init) = serde_json::from_value::<RTCIceCandidateInit>(msg["candidate"].clone()) else {
+                            continue;
+                        };
                         // The reference page calls addIceCandidate at once, which
                         // fails without a remote description.
                         if !answered {
