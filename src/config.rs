@@ -34,6 +34,7 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 /// The whole effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     pub signaling: SignalingConfig,
     pub video: VideoConfig,
@@ -181,17 +182,6 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default)]
     pub credential: Option<String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            signaling: SignalingConfig::default(),
-            video: VideoConfig::default(),
-            audio: AudioConfig::default(),
-            webrtc: WebrtcConfig::default(),
-        }
-    }
 }
 
 impl Default for SignalingConfig {

@@ -439,13 +439,21 @@ mod tests {
         let mut video = p.video().subscribe();
         let mut audio = p.audio().expect("tone on").subscribe();
         let mut last = recv(&mut video).await;
-        for _ in 0..10 {
+        let mut steps = Vec::new();
+        for _ in 0..11 {
             let f = recv(&mut video).await;
             let step = f.rtp_time.wrapping_sub(last.rtp_time);
-            assert!((1500..=6000).contains(&step), "90 kHz step {step}");
+            assert!(step > 0 && step < 90_000, "RTP time moves forward: {step}");
             assert!(f.payloads.iter().all(|p| p.len() <= RTP_PAYLOAD_MTU));
+            steps.push(step);
             last = f;
         }
+        // A loaded machine may drop a frame (newest wins), but most steps are 1/30 s.
+        steps.sort_unstable();
+        assert!(
+            (2700..=3300).contains(&steps[5]),
+            "median 90 kHz step {steps:?}"
+        );
         p.video().request_keyframe();
         let mut saw_key = false;
         for _ in 0..5 {

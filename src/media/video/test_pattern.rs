@@ -30,7 +30,7 @@ impl Layout {
     /// The luma value block (col, row) carries for `counter`.
     fn value(&self, col: u32, row: u32, counter: u32) -> u8 {
         let bit = if row == 0 {
-            col % 2 == 0
+            col.is_multiple_of(2)
         } else {
             let i = (row - 1) * self.cols + col;
             i < BITS && counter >> (BITS - 1 - i) & 1 == 1

@@ -104,7 +104,11 @@ pub struct Vp8Encoder {
 
 impl Vp8Encoder {
     pub fn new(s: &Vp8Settings) -> Result<Self, Vp8Error> {
-        if s.width == 0 || s.height == 0 || s.width % 2 != 0 || s.height % 2 != 0 {
+        if s.width == 0
+            || s.height == 0
+            || !s.width.is_multiple_of(2)
+            || !s.height.is_multiple_of(2)
+        {
             return Err(Vp8Error::BadSize {
                 width: s.width,
                 height: s.height,
