@@ -494,6 +494,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_says_what_the_defaults_say() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/campeer.toml");
+        let (c, _) = Config::load_with_env(Some(&path), []).unwrap();
+        let d = Config::default();
+        assert_eq!(c.video.width, d.video.width);
+        assert_eq!(c.video.bitrate_kbps, d.video.bitrate_kbps);
+        assert_eq!(c.signaling.room, d.signaling.room);
+        assert_eq!(c.webrtc.max_sessions, d.webrtc.max_sessions);
+    }
+
+    #[test]
     fn missing_named_file_is_an_error_naming_it() {
         let e = Config::load_with_env(Some(Path::new("/nonexistent/campeer.toml")), [])
             .unwrap_err()

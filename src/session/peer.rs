@@ -244,6 +244,7 @@ async fn run(
     ctx: SessionContext,
     cancel: CancellationToken,
 ) -> Result<(), SessionError> {
+    let received = tokio::time::Instant::now();
     // Refused before any socket is bound: a camera that cannot send video has no answer.
     if !sdp_offers_codec(&offer, "VP8") {
         return Err(SessionError::NoCodec("VP8"));
@@ -282,6 +283,7 @@ async fn run(
     }
 
     let result = answer_and_serve(
+        received,
         &pc,
         offer,
         &mut remote_candidates,
@@ -334,6 +336,7 @@ async fn build_connection(
 
 #[allow(clippy::too_many_arguments)]
 async fn answer_and_serve(
+    received: tokio::time::Instant,
     pc: &impl PeerConnection,
     offer: String,
     remote_candidates: &mut mpsc::Receiver<Candidate>,
@@ -382,7 +385,7 @@ async fn answer_and_serve(
     // The reference page applies candidates the moment they arrive and fails without a
     // remote description, so the answer goes out before any candidate does.
     ctx.outbox.answer(&local.sdp);
-    info!("answer sent");
+    info!(after = ?received.elapsed(), "answer sent");
     let local_ufrag = sdp_attribute(&local.sdp, "ice-ufrag").map(str::to_owned);
     let first_mid = sdp_attribute(&local.sdp, "mid").map(str::to_owned);
 
