@@ -23,7 +23,7 @@ use super::audio::tone::Tone;
 use super::audio::{CHUNK_SAMPLES, SAMPLE_RATE};
 use super::frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};
 use super::video::test_pattern::TestPattern;
-use super::video::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
+use super::video::vp8::{Vp8Encoder, Vp8Error};
 use crate::config::{AudioConfig, AudioSource, VideoConfig, VideoSource};
 
 /// RTP payload size: 1200-byte packets (a safe MTU through tunnels) less the 12-byte header.
@@ -193,7 +193,7 @@ impl MediaPipeline {
         let (recycle_tx, recycle_rx) = sync_channel::<I420Frame>(2);
         let started = Instant::now();
 
-        let settings = Vp8Settings::from_config(cfg);
+        let settings = cfg.clone();
         let (ready_tx, ready_rx) = sync_channel(1);
         let (feed, stats, bitrate, cancel) = (
             self.video.clone(),

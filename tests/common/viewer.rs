@@ -29,9 +29,10 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, register_default_interceptors,
 };
 
+use campeer::config::VideoConfig;
 use campeer::media::I420Frame;
 use campeer::media::video::test_pattern::{TestPattern, read_counter};
-use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8Settings};
+use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -428,8 +429,14 @@ fn sample_track(
 
 /// The reference page's own camera and microphone: a real VP8 and Opus stream into campeer.
 async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLocalStaticSample>) {
-    let mut encoder =
-        Vp8Encoder::new(&Vp8Settings::for_test(160, 120)).expect("viewer VP8 encoder");
+    let settings = VideoConfig {
+        width: 160,
+        height: 120,
+        bitrate_kbps: 300,
+        threads: 1,
+        ..VideoConfig::default()
+    };
+    let mut encoder = Vp8Encoder::new(&settings).expect("viewer VP8 encoder");
     let mut pattern = TestPattern::new(160, 120);
     let mut image = I420Frame::new(160, 120);
     let mut opus = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)

@@ -10,6 +10,7 @@ use std::os::raw::c_int;
 
 use vpx_sys as vpx;
 
+use crate::config::VideoConfig;
 use crate::media::frame::I420Frame;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,45 +58,6 @@ fn check(
     Err(Vp8Error::Codec { call, detail })
 }
 
-/// Real-time encoder settings; see `VideoConfig` for what each means to a user.
-#[derive(Debug, Clone)]
-pub struct Vp8Settings {
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub bitrate_kbps: u32,
-    pub keyframe_interval: u32,
-    pub cpu_used: i32,
-    pub threads: u32,
-}
-
-impl Vp8Settings {
-    pub fn from_config(v: &crate::config::VideoConfig) -> Self {
-        Self {
-            width: v.width,
-            height: v.height,
-            fps: v.fps,
-            bitrate_kbps: v.bitrate_kbps,
-            keyframe_interval: v.keyframe_interval,
-            cpu_used: v.cpu_used,
-            threads: v.threads,
-        }
-    }
-
-    /// Small and fast, for tests and test peers.
-    pub fn for_test(width: u32, height: u32) -> Self {
-        Self {
-            width,
-            height,
-            fps: 30,
-            bitrate_kbps: 500,
-            keyframe_interval: 300,
-            cpu_used: 8,
-            threads: 1,
-        }
-    }
-}
-
 pub struct Vp8Encoder {
     ctx: Box<vpx::vpx_codec_ctx_t>,
     cfg: Box<vpx::vpx_codec_enc_cfg_t>,
@@ -103,7 +65,8 @@ pub struct Vp8Encoder {
 }
 
 impl Vp8Encoder {
-    pub fn new(s: &Vp8Settings) -> Result<Self, Vp8Error> {
+    /// Real-time settings from the `[video]` config (its `source` is not the encoder's).
+    pub fn new(s: &VideoConfig) -> Result<Self, Vp8Error> {
         if s.width == 0
             || s.height == 0
             || !s.width.is_multiple_of(2)
@@ -351,6 +314,16 @@ mod tests {
     use super::*;
     use crate::media::video::test_pattern::{TestPattern, read_counter};
 
+    fn small(width: u32, height: u32) -> VideoConfig {
+        VideoConfig {
+            width,
+            height,
+            bitrate_kbps: 500,
+            threads: 1,
+            ..VideoConfig::default()
+        }
+    }
+
     fn encode_run(
         enc: &mut Vp8Encoder,
         frames: u32,
@@ -376,7 +349,7 @@ mod tests {
     #[test]
     fn round_trip_reads_every_counter_back() {
         for (w, h) in [(320, 240), (640, 480)] {
-            let mut enc = Vp8Encoder::new(&Vp8Settings::for_test(w, h)).unwrap();
+            let mut enc = Vp8Encoder::new(&small(w, h)).unwrap();
             let frames = encode_run(&mut enc, 30, None);
             assert_eq!(frames.len(), 30);
             assert!(frames[0].1, "first frame is a keyframe");
@@ -399,7 +372,7 @@ mod tests {
 
     #[test]
     fn keyframe_is_forced_mid_stream() {
-        let mut enc = Vp8Encoder::new(&Vp8Settings::for_test(320, 240)).unwrap();
+        let mut enc = Vp8Encoder::new(&small(320, 240)).unwrap();
         let frames = encode_run(&mut enc, 20, Some(12));
         let keys: Vec<usize> = frames
             .iter()
@@ -412,7 +385,7 @@ mod tests {
 
     #[test]
     fn bitrate_changes_at_run_time() {
-        let mut settings = Vp8Settings::for_test(640, 480);
+        let mut settings = small(640, 480);
         settings.bitrate_kbps = 2000;
         let mut enc = Vp8Encoder::new(&settings).unwrap();
         let high: usize = encode_run(&mut enc, 60, None)[30..]
@@ -434,14 +407,14 @@ mod tests {
     #[test]
     fn bad_sizes_are_errors() {
         assert!(matches!(
-            Vp8Encoder::new(&Vp8Settings::for_test(0, 240)),
+            Vp8Encoder::new(&small(0, 240)),
             Err(Vp8Error::BadSize { .. })
         ));
         assert!(matches!(
-            Vp8Encoder::new(&Vp8Settings::for_test(321, 240)),
+            Vp8Encoder::new(&small(321, 240)),
             Err(Vp8Error::BadSize { .. })
         ));
-        let mut enc = Vp8Encoder::new(&Vp8Settings::for_test(320, 240)).unwrap();
+        let mut enc = Vp8Encoder::new(&small(320, 240)).unwrap();
         let wrong = I420Frame::new(160, 120);
         assert!(matches!(
             enc.encode(&wrong, 0, false, &mut |_, _| {}),
