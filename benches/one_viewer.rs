@@ -15,7 +15,7 @@ use serde_json::json;
 async fn main() {
     let relay = Relay::start();
     let mut campeer = Campeer::start(
-        &relay.url(),
+        Some(&relay.url()),
         &[
             ("CAMPEER__VIDEO__WIDTH", "640"),
             ("CAMPEER__VIDEO__HEIGHT", "480"),

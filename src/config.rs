@@ -45,9 +45,11 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignalingConfig {
-    /// The Socket.IO relay, e.g. `http://127.0.0.1:3000`.
+    /// The Socket.IO relay, e.g. `http://127.0.0.1:3000`. Unset: campeer serves its own
+    /// relay and viewer page on `listen`.
     pub url: Option<String>,
     pub room: RoomId,
+    pub listen: std::net::SocketAddr,
 }
 
 /// A room as the relay sees it: a bare JSON value whose type matters, because Socket.IO
@@ -190,6 +192,7 @@ impl Default for SignalingConfig {
             url: None,
             // The reference viewer page joins the number 1.
             room: RoomId::number(1),
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 3000)),
         }
     }
 }

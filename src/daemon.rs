@@ -22,10 +22,40 @@ use crate::signaling::{Outbox, client};
 const ROOM_EVENT_CAPACITY: usize = 256;
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
+/// Serves the relay and viewer page on `listen`; returns the URL campeer itself joins.
+#[cfg(feature = "embedded-server")]
+async fn embedded_relay(
+    listen: std::net::SocketAddr,
+    cancel: &CancellationToken,
+) -> anyhow::Result<(String, Option<tokio::task::JoinHandle<()>>)> {
+    let (addr, task) = crate::signaling::server::start(listen, cancel.child_token()).await?;
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    info!("no signaling.url: watch at http://{addr}/ (any address of this host)");
+    Ok((
+        format!("http://{}", std::net::SocketAddr::new(host, addr.port())),
+        Some(task),
+    ))
+}
+
+#[cfg(not(feature = "embedded-server"))]
+async fn embedded_relay(
+    _: std::net::SocketAddr,
+    _: &CancellationToken,
+) -> anyhow::Result<(String, Option<tokio::task::JoinHandle<()>>)> {
+    anyhow::bail!(
+        "signaling.url is not set and this build has no embedded server (feature embedded-server)"
+    )
+}
+
 pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    let url = cfg.signaling.url.clone().context(
-        "signaling.url is not set: name the Socket.IO relay, e.g. http://127.0.0.1:3000",
-    )?;
+    let (url, server) = match cfg.signaling.url.clone() {
+        Some(url) => (url, None),
+        None => embedded_relay(cfg.signaling.listen, &cancel).await?,
+    };
     let pipeline = MediaPipeline::start(&cfg.video, &cfg.audio, cancel.child_token())
         .context("starting the media pipeline")?;
 
@@ -98,6 +128,16 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         handle.close().await;
     }
     let _ = signaling.await;
+    if let Some(server) = server {
+        // Open WebSockets do not end a graceful shutdown; give them a moment, then stop.
+        let abort = server.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(1), server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await
         .context("joining the media threads")?;

@@ -94,7 +94,7 @@ fn offer(sdp: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_the_room_is_logged_and_the_running_call_goes_on() {
     let relay = Relay::start();
-    let mut campeer = Campeer::start(&relay.url(), &[]);
+    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
     relay.out.wait_for("join 1", Duration::from_secs(20));
     let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
     viewer.connected(Duration::from_secs(15)).await;

@@ -14,7 +14,7 @@ use serde_json::json;
 
 async fn call_and_check(direction: Direction) {
     let relay = Relay::start();
-    let mut campeer = Campeer::start(&relay.url(), &[]);
+    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
     relay.out.wait_for("join 1", Duration::from_secs(20));
 
     let offered = Instant::now();

@@ -23,7 +23,7 @@ async fn one_good_call(url: &str) {
 async fn campeer_started_before_the_relay_and_relay_restarted_still_serves() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut campeer = Campeer::start(&url, &[]);
+    let mut campeer = Campeer::start(Some(&url), &[]);
     campeer
         .log
         .wait_for("cannot connect", Duration::from_secs(10));

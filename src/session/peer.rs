@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -25,7 +26,8 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, register_default_interceptors,
+    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, SettingEngineBuilder,
+    register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -33,7 +35,9 @@ use super::keyframe::{self, KeyframeRequests};
 use crate::config::WebrtcConfig;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
 use crate::signaling::Outbox;
-use crate::signaling::protocol::{Candidate, SessionId, sdp_attribute, sdp_offers_codec};
+use crate::signaling::protocol::{
+    Candidate, SessionId, sdp_attribute, sdp_offers_codec, tag_answer,
+};
 
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -112,7 +116,7 @@ pub fn spawn(
         let cancel = cancel.clone();
         async move {
             let started = tokio::time::Instant::now();
-            match run(offer, rx, ctx, cancel).await {
+            match run(&id, offer, rx, ctx, cancel).await {
                 Ok(()) => info!(lasted = ?started.elapsed(), "session ended"),
                 Err(e) => warn!(lasted = ?started.elapsed(), "session ended: {e}"),
             }
@@ -239,6 +243,7 @@ struct Outgoing {
 }
 
 async fn run(
+    id: &SessionId,
     offer: String,
     mut remote_candidates: mpsc::Receiver<Candidate>,
     ctx: SessionContext,
@@ -283,6 +288,7 @@ async fn run(
     }
 
     let result = answer_and_serve(
+        id,
         received,
         &pc,
         offer,
@@ -297,6 +303,20 @@ async fn run(
         debug!("close: {e}");
     }
     result
+}
+
+/// A viewer that closes its page sends nothing more; these bound how long its session
+/// lingers (consent checks stop: disconnected after 4 s, failed 6 s later). mDNS
+/// resolution lets a watch-only browser's `.local` candidates be used directly.
+fn setting_engine() -> webrtc::peer_connection::SettingEngine {
+    SettingEngineBuilder::new()
+        .with_ice_timeouts(
+            Some(Duration::from_secs(4)),
+            Some(Duration::from_secs(6)),
+            Some(Duration::from_secs(1)),
+        )
+        .with_multicast_dns_mode(MulticastDnsMode::QueryOnly)
+        .build()
 }
 
 async fn build_connection(
@@ -317,6 +337,7 @@ async fn build_connection(
                     .with_ice_servers(ice_servers.clone())
                     .build(),
             )
+            .with_setting_engine(setting_engine())
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events { tx: events.clone() }))
@@ -336,6 +357,7 @@ async fn build_connection(
 
 #[allow(clippy::too_many_arguments)]
 async fn answer_and_serve(
+    id: &SessionId,
     received: tokio::time::Instant,
     pc: &impl PeerConnection,
     offer: String,
@@ -384,7 +406,7 @@ async fn answer_and_serve(
 
     // The reference page applies candidates the moment they arrive and fails without a
     // remote description, so the answer goes out before any candidate does.
-    ctx.outbox.answer(&local.sdp);
+    ctx.outbox.answer(&tag_answer(&local.sdp, id));
     info!(after = ?received.elapsed(), "answer sent");
     let local_ufrag = sdp_attribute(&local.sdp, "ice-ufrag").map(str::to_owned);
     let first_mid = sdp_attribute(&local.sdp, "mid").map(str::to_owned);

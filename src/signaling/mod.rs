@@ -1,8 +1,11 @@
-//! The offer's way in and the answer's way out: the room protocol (pure) and the
-//! Socket.IO client that speaks it to the relay.
+//! The offer's way in and the answer's way out: the room protocol (pure), the
+//! Socket.IO client that speaks it to the relay, and the embedded relay for a camera
+//! that has none.
 
 pub mod client;
 pub mod protocol;
+#[cfg(feature = "embedded-server")]
+pub mod server;
 
 use serde_json::Value;
 use tokio::sync::mpsc;

@@ -224,6 +224,24 @@ pub fn sdp_offers_codec(sdp: &str, codec: &str) -> bool {
     })
 }
 
+/// The session attribute naming the offer an answer answers. Every viewer in a room sees
+/// every answer and the relay forwards nothing but the SDP, so the name rides inside it;
+/// browsers ignore unknown attributes, and campeer's own page uses it to pick its answer.
+pub const ANSWERS_ATTRIBUTE: &str = "x-campeer-answers";
+
+/// `sdp` with `a=x-campeer-answers:<offer's ufrag>` added at session level.
+pub fn tag_answer(sdp: &str, offer: &SessionId) -> String {
+    let line = format!("a={ANSWERS_ATTRIBUTE}:{offer}\r\n");
+    // Session-level attributes follow the t= line, before the first m= section.
+    match sdp
+        .find("\r\nt=")
+        .and_then(|t| sdp[t + 2..].find("\r\n").map(|e| t + 2 + e + 2))
+    {
+        Some(at) => format!("{}{line}{}", &sdp[..at], &sdp[at..]),
+        None => format!("{sdp}{line}"),
+    }
+}
+
 pub fn join_room(room: &RoomId) -> Value {
     room.to_json()
 }
@@ -343,6 +361,17 @@ mod tests {
             json!({ "candidate": { "candidate": "candidate:x", "sdpMid": "0",
                 "sdpMLineIndex": 0, "usernameFragment": "loc1" }, "room": 1 })
         );
+    }
+
+    #[test]
+    fn answers_name_their_offer_at_session_level() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 X 96\r\na=mid:0\r\n";
+        let tagged = tag_answer(sdp, &SessionId::parse("AbC1").unwrap());
+        assert_eq!(
+            tagged,
+            "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=x-campeer-answers:AbC1\r\nm=video 9 X 96\r\na=mid:0\r\n"
+        );
+        assert_eq!(sdp_attribute(&tagged, ANSWERS_ATTRIBUTE), Some("AbC1"));
     }
 
     #[test]

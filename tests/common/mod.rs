@@ -135,12 +135,11 @@ pub struct Campeer {
 impl Campeer {
     /// Starts campeer on the test sources at 320x240 against `url`, bound to loopback.
     /// `env` adds or overrides `CAMPEER__` settings.
-    pub fn start(url: &str, env: &[(&str, &str)]) -> Self {
+    pub fn start(url: Option<&str>, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_campeer"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info,webrtc=warn,rtc=warn")
-            .env("CAMPEER__SIGNALING__URL", url)
             .env("CAMPEER__VIDEO__SOURCE", "test")
             .env("CAMPEER__AUDIO__SOURCE", "test")
             .env("CAMPEER__VIDEO__WIDTH", "320")
@@ -148,6 +147,9 @@ impl Campeer {
             .env("CAMPEER__VIDEO__BITRATE_KBPS", "600")
             .env("CAMPEER__WEBRTC__BIND", "127.0.0.1")
             .current_dir(std::env::temp_dir());
+        if let Some(url) = url {
+            cmd.env("CAMPEER__SIGNALING__URL", url);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -159,6 +161,26 @@ impl Campeer {
         let log = Lines::default();
         log.follow(child.stderr.take().expect("piped stderr"), "campeer");
         Self { child, log }
+    }
+
+    /// Starts campeer with no relay configured, so it serves its own on a free port; returns
+    /// it with that relay's URL once campeer has joined its room there.
+    pub fn start_embedded(env: &[(&str, &str)]) -> (Self, String) {
+        let mut all = vec![("CAMPEER__SIGNALING__LISTEN", "127.0.0.1:0")];
+        all.extend_from_slice(env);
+        let me = Self::start(None, &all);
+        let line = me
+            .log
+            .wait_for("viewer page listening", Duration::from_secs(20));
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .expect("the log names the address")
+            .to_owned();
+        me.log
+            .wait_for("socket joined room", Duration::from_secs(20));
+        (me, format!("http://{addr}"))
     }
 
     /// SIGTERM, then the exit status (within 10 s).

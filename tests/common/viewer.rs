@@ -271,7 +271,8 @@ impl Viewer {
         let socket2 = socket.clone();
         let my_ufrag = ufrag.clone();
         tasks.push(tokio::spawn(async move {
-            let mut answered = false;
+            let mut remote_ufrag: Option<String> = None;
+            let mut early: Vec<RTCIceCandidateInit> = Vec::new();
             loop {
                 tokio::select! {
                     Some(ev) = local_candidates.recv() => {
@@ -281,27 +282,39 @@ impl Viewer {
                         let _ = socket2.emit("sendCandidate", json!({ "candidate": c, "room": room })).await;
                     }
                     Some((is_answer, msg)) = from_room.recv() => {
-                        // Others in the room may send anything; a page ignores what it
-                        // cannot use.
+                        // Others in the room may send anything, and every viewer sees every
+                        // answer and candidate: keep what names this call.
                         if is_answer {
                             let sdp = msg["answer"]["sdp"].as_str().unwrap_or_default().to_owned();
-                            if !answered
-                                && let Ok(answer) = RTCSessionDescription::answer(sdp)
+                            let for_me = campeer::signaling::protocol::sdp_attribute(&sdp, "x-campeer-answers") == Some(my_ufrag.as_str());
+                            if remote_ufrag.is_some() || !for_me {
+                                continue;
+                            }
+                            let theirs = campeer::signaling::protocol::sdp_attribute(&sdp, "ice-ufrag").map(str::to_owned);
+                            if let Ok(answer) = RTCSessionDescription::answer(sdp)
                                 && pc_ref.set_remote_description(answer).await.is_ok()
                             {
-                                answered = true;
+                                remote_ufrag = theirs;
+                                for init in early.drain(..) {
+                                    if init.username_fragment == remote_ufrag {
+                                        // The reference page calls addIceCandidate at once,
+                                        // which fails without a remote description.
+                                        let _ = violations.send(Seen::Violation("a candidate arrived before its answer".into()));
+                                    }
+                                }
                             }
                             continue;
                         }
                         let Ok(init) = serde_json::from_value::<RTCIceCandidateInit>(msg["candidate"].clone()) else {
                             continue;
                         };
-                        // The reference page calls addIceCandidate at once, which
-                        // fails without a remote description.
-                        if !answered {
-                            let _ = violations.send(Seen::Violation("a candidate arrived before the answer".into()));
+                        match &remote_ufrag {
+                            None => early.push(init),
+                            Some(r) if init.username_fragment.as_ref() == Some(r) => {
+                                let _ = pc_ref.add_ice_candidate(init).await;
+                            }
+                            Some(_) => {}
                         }
-                        let _ = pc_ref.add_ice_candidate(init).await;
                     }
                     else => return,
                 }
