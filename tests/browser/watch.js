@@ -1,0 +1,134 @@
+// Drives Debian's Chromium (never a downloaded one) through playwright-core and checks,
+// from the page's own getStats() and pixels, that campeer's stream plays. Run by
+// tests/browser_watches_campeer.rs; exits non-zero with a reason on any failure.
+//
+// Environment: MODE (viewer | reference | mdns | two-tabs), PAGE (URL to open; for
+// reference, the relay's URL, and the reference page is served here), WIDTH, HEIGHT
+// (configured video size), OUT (folder for screenshots).
+const { chromium } = require("playwright-core");
+const fs = require("fs");
+const http = require("http");
+const path = require("path");
+
+const { MODE, OUT } = process.env;
+let PAGE = process.env.PAGE;
+const WIDTH = Number(process.env.WIDTH), HEIGHT = Number(process.env.HEIGHT);
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"];
+
+function fail(why) { console.error("FAIL: " + why); process.exit(1); }
+
+// The pattern's frame counter, read as campeer's read_counter does: a guard row of
+// alternating 16-pixel blocks, then 24 bits, in the top-left corner.
+function readCounterInPage() {
+  const v = document.querySelector("video#remote") || document.querySelector("video");
+  const w = v.videoWidth, h = v.videoHeight;
+  if (!w || !h) return null;
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const g = c.getContext("2d");
+  g.drawImage(v, 0, 0);
+  const px = g.getImageData(0, 0, w, h).data;
+  const B = 16, BITS = 24, cols = Math.min(12, Math.floor(w / B));
+  const bit = (col, row) => {
+    let sum = 0;
+    for (let y = row * B + 4; y < row * B + 12; y++)
+      for (let x = col * B + 4; x < col * B + 12; x++) {
+        const i = (y * w + x) * 4;
+        sum += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+      }
+    return sum / 64 > 128;
+  };
+  for (let col = 0; col < cols; col++) if (bit(col, 0) !== (col % 2 === 0)) return null;
+  let n = 0;
+  for (let i = 0; i < BITS; i++) n = n * 2 + (bit(i % cols, 1 + Math.floor(i / cols)) ? 1 : 0);
+  return n;
+}
+
+async function stats(page) {
+  return page.evaluate(async () => {
+    const pc = window.campeerViewer ? window.campeerViewer.pc : window.peer;
+    if (!pc) return null;
+    const out = { state: pc.connectionState };
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") out.video = s;
+      if (s.type === "inbound-rtp" && s.kind === "audio") out.audio = s;
+    });
+    return out;
+  });
+}
+
+async function waitFor(page, what, predicate, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = await stats(page);
+    if (s && predicate(s)) return s;
+    if (Date.now() > end) fail(`${what} within ${ms} ms; last stats: ${JSON.stringify(s)}`);
+    await page.waitForTimeout(200);
+  }
+}
+
+async function checkPlays(page, name) {
+  const first = await waitFor(page, "video frames decoded", (s) => s.video && s.video.framesDecoded > 0, 20000);
+  const c0 = await page.evaluate(readCounterInPage);
+  const t0 = Date.now();
+  await page.waitForTimeout(5000);
+  const last = await stats(page);
+  const c1 = await page.evaluate(readCounterInPage);
+  const secs = (Date.now() - t0) / 1000;
+  const decoded = last.video.framesDecoded - first.video.framesDecoded;
+  console.log(`${name}: ${decoded} frames in ${secs.toFixed(1)} s, ${last.video.frameWidth}x${last.video.frameHeight}, ` +
+    `audio samples ${first.audio && first.audio.totalSamplesReceived} -> ${last.audio && last.audio.totalSamplesReceived}, counter ${c0} -> ${c1}`);
+  if (decoded < 60) fail(`${name}: only ${decoded} frames decoded in ${secs} s`);
+  if (last.video.frameWidth !== WIDTH || last.video.frameHeight !== HEIGHT)
+    fail(`${name}: frames are ${last.video.frameWidth}x${last.video.frameHeight}, configured ${WIDTH}x${HEIGHT}`);
+  if (!last.audio || !(last.audio.totalSamplesReceived > (first.audio ? first.audio.totalSamplesReceived : 0)))
+    fail(`${name}: audio samples did not grow`);
+  if (c0 === null || c1 === null || !(c1 > c0)) fail(`${name}: frame counter did not increase (${c0} -> ${c1})`);
+  await page.screenshot({ path: path.join(OUT, name + ".png") });
+}
+
+// The reference page must come from an http origin (getUserMedia needs a secure context,
+// which 127.0.0.1 is), so it is served from here.
+function serveReferencePage() {
+  const html = fs.readFileSync(path.join(__dirname, "reference.html"));
+  const server = http.createServer((_, res) => { res.setHeader("content-type", "text/html"); res.end(html); });
+  return new Promise((ok) => server.listen(0, "127.0.0.1", () => ok(server)));
+}
+
+(async () => {
+  if (MODE === "reference") {
+    const server = await serveReferencePage();
+    PAGE = `http://127.0.0.1:${server.address().port}/?server=${encodeURIComponent(PAGE)}`;
+    server.unref();
+  }
+  const mdns = MODE === "mdns";
+  // A page without camera permission gets its host addresses hidden behind mDNS names.
+  const flags = mdns ? FLAGS : FLAGS.concat(["--use-fake-ui-for-media-stream"]);
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: flags, headless: true });
+  const context = await browser.newContext(mdns ? { permissions: [] } : {});
+  try {
+    if (MODE === "two-tabs") {
+      const [a, b] = [await context.newPage(), await context.newPage()];
+      await a.goto(PAGE);
+      await b.goto(PAGE);
+      await Promise.all([checkPlays(a, "tab-1"), checkPlays(b, "tab-2")]);
+    } else {
+      const page = await context.newPage();
+      page.on("console", (m) => console.log("page: " + m.text()));
+      await page.goto(PAGE);
+      if (MODE === "reference") await page.evaluate(() => call());
+      await checkPlays(page, MODE);
+      if (mdns) {
+        const sent = await page.evaluate(() => window.campeerViewer.localCandidates);
+        const hosts = sent.filter((c) => / typ host/.test(c));
+        console.log("page's host candidates: " + JSON.stringify(hosts));
+        if (!hosts.length || !hosts.every((c) => /\.local /.test(c))) fail("host candidates were not all mDNS names");
+      }
+    }
+  } finally {
+    await browser.close();
+  }
+  console.log("PASS");
+})().catch((e) => fail(e.stack || String(e)));

@@ -1,0 +1,85 @@
+//! Debian's Chromium, headless through playwright-core, watches campeer: the viewer page
+//! on the embedded server, the reference page (sendrecv, its own fake camera) through
+//! the npm relay, a watch-only page whose host candidates are mDNS names, and two tabs.
+//! The checks run in `tests/browser/watch.js` from the page's getStats() and pixels;
+//! screenshots land in `target/browser-screenshots/`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{Campeer, Relay};
+
+/// One browser at a time: two Chromiums and campeer on two cores make frame rates lie.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+const WIDTH: &str = "320";
+const HEIGHT: &str = "240";
+
+fn watch(mode: &str, page: &str) {
+    let _one = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = repo.join("target/browser-screenshots");
+    std::fs::create_dir_all(&out).expect("screenshot folder");
+    let status = Command::new("node")
+        .arg(repo.join("tests/browser/watch.js"))
+        .env("NODE_PATH", repo.join("tests/node_modules"))
+        .env("MODE", mode)
+        .env("PAGE", page)
+        .env("WIDTH", WIDTH)
+        .env("HEIGHT", HEIGHT)
+        .env("OUT", &out)
+        .status()
+        .expect("node runs (scripts/setup installs it)");
+    assert!(
+        status.success(),
+        "the browser check {mode} failed (see its FAIL line above)"
+    );
+    if mode != "two-tabs" {
+        assert!(
+            out.join(format!("{mode}.png")).is_file(),
+            "screenshot saved"
+        );
+    }
+}
+
+fn embedded() -> (Campeer, String) {
+    Campeer::start_embedded(&[
+        ("CAMPEER__VIDEO__WIDTH", WIDTH),
+        ("CAMPEER__VIDEO__HEIGHT", HEIGHT),
+    ])
+}
+
+#[test]
+fn viewer_page_plays_from_the_embedded_server() {
+    let (mut campeer, url) = embedded();
+    watch("viewer", &format!("{url}/"));
+    assert!(campeer.terminate().success());
+}
+
+#[test]
+fn reference_page_calls_through_the_npm_relay() {
+    let relay = Relay::start();
+    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
+    relay.out.wait_for("join 1", Duration::from_secs(20));
+    watch("reference", &relay.url());
+    assert!(campeer.terminate().success());
+}
+
+#[test]
+fn watch_only_page_with_mdns_candidates_connects() {
+    let (mut campeer, url) = embedded();
+    watch("mdns", &format!("{url}/"));
+    assert!(campeer.terminate().success());
+}
+
+#[test]
+fn two_tabs_watch_at_once() {
+    let (mut campeer, url) = embedded();
+    watch("two-tabs", &format!("{url}/"));
+    assert_eq!(campeer.log.count("answer sent"), 2, "one session per tab");
+    assert!(campeer.terminate().success());
+}
