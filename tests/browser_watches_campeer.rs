@@ -1,5 +1,5 @@
 //! Debian's Chromium, headless through playwright-core, watches campeer: the viewer page
-//! on the embedded server, the reference page (sendrecv, its own fake camera) through
+//! on the embedded server and through the npm relay, the reference page (sendrecv, its own fake camera) through
 //! the npm relay, a watch-only page whose host candidates are mDNS names, and two tabs.
 //! The checks run in `tests/browser/watch.js` from the page's getStats() and pixels;
 //! screenshots land in `target/browser-screenshots/`.
@@ -66,6 +66,15 @@ fn reference_page_calls_through_the_npm_relay() {
     let mut campeer = Campeer::start(Some(&relay.url()), &[]);
     relay.out.wait_for("join 1", Duration::from_secs(20));
     watch("reference", &relay.url());
+    assert!(campeer.terminate().success());
+}
+
+#[test]
+fn viewer_page_plays_through_an_external_relay() {
+    let relay = Relay::start();
+    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
+    relay.out.wait_for("join 1", Duration::from_secs(20));
+    watch("viewer-external", &relay.url());
     assert!(campeer.terminate().success());
 }
 

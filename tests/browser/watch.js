@@ -2,9 +2,9 @@
 // from the page's own getStats() and pixels, that campeer's stream plays. Run by
 // tests/browser_watches_campeer.rs; exits non-zero with a reason on any failure.
 //
-// Environment: MODE (viewer | reference | mdns | two-tabs), PAGE (URL to open; for
-// reference, the relay's URL, and the reference page is served here), WIDTH, HEIGHT
-// (configured video size), OUT (folder for screenshots).
+// Environment: MODE (viewer | viewer-external | reference | mdns | two-tabs), PAGE (URL
+// to open; for reference and viewer-external, the external relay's URL, and the page is
+// served from here), WIDTH, HEIGHT (configured video size), OUT (folder for screenshots).
 const { chromium } = require("playwright-core");
 const fs = require("fs");
 const http = require("http");
@@ -89,17 +89,28 @@ async function checkPlays(page, name) {
   await page.screenshot({ path: path.join(OUT, name + ".png") });
 }
 
-// The reference page must come from an http origin (getUserMedia needs a secure context,
-// which 127.0.0.1 is), so it is served from here.
-function serveReferencePage() {
-  const html = fs.readFileSync(path.join(__dirname, "reference.html"));
-  const server = http.createServer((_, res) => { res.setHeader("content-type", "text/html"); res.end(html); });
+// A page for an external relay must come from an http origin (getUserMedia needs a
+// secure context, which 127.0.0.1 is), so it is served from here with the Socket.IO
+// client campeer embeds.
+function servePage(file) {
+  const files = {
+    "/": [file, "text/html"],
+    "/socket.io.min.js": [path.join(__dirname, "../../web/socket.io.min.js"), "text/javascript"],
+  };
+  const server = http.createServer((req, res) => {
+    const hit = files[req.url.split("?")[0]];
+    if (!hit) { res.statusCode = 404; return res.end(); }
+    res.setHeader("content-type", hit[1]);
+    res.end(fs.readFileSync(hit[0]));
+  });
   return new Promise((ok) => server.listen(0, "127.0.0.1", () => ok(server)));
 }
 
 (async () => {
-  if (MODE === "reference") {
-    const server = await serveReferencePage();
+  const served = { reference: path.join(__dirname, "reference.html"),
+    "viewer-external": path.join(__dirname, "../../web/viewer.html") }[MODE];
+  if (served) {
+    const server = await servePage(served);
     PAGE = `http://127.0.0.1:${server.address().port}/?server=${encodeURIComponent(PAGE)}`;
     server.unref();
   }
