@@ -53,6 +53,15 @@ fn embedded() -> (Campeer, String) {
     ])
 }
 
+/// campeer joined to an npm relay, and the page `mode` served apart and pointed at it.
+fn through_npm_relay(mode: &str) {
+    let relay = Relay::start();
+    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
+    relay.out.wait_for("join 1", Duration::from_secs(20));
+    watch(mode, &relay.url());
+    assert!(campeer.terminate().success());
+}
+
 #[test]
 fn viewer_page_plays_from_the_embedded_server() {
     let (mut campeer, url) = embedded();
@@ -62,20 +71,12 @@ fn viewer_page_plays_from_the_embedded_server() {
 
 #[test]
 fn reference_page_calls_through_the_npm_relay() {
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
-    relay.out.wait_for("join 1", Duration::from_secs(20));
-    watch("reference", &relay.url());
-    assert!(campeer.terminate().success());
+    through_npm_relay("reference");
 }
 
 #[test]
 fn viewer_page_plays_through_an_external_relay() {
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
-    relay.out.wait_for("join 1", Duration::from_secs(20));
-    watch("viewer-external", &relay.url());
-    assert!(campeer.terminate().success());
+    through_npm_relay("viewer-external");
 }
 
 #[test]
