@@ -6,6 +6,7 @@
 //! did not take in time is dropped and counted. Audio goes through a short queue, because
 //! a gap is audible; an overflow is counted too.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,6 +24,7 @@ use super::audio::tone::Tone;
 use super::audio::{CHUNK_SAMPLES, SAMPLE_RATE};
 use super::frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};
 use super::video::test_pattern::TestPattern;
+use super::video::v4l2::{self, Camera, CameraError};
 use super::video::vp8::{Vp8Encoder, Vp8Error};
 use crate::config::{AudioConfig, AudioSource, VideoConfig, VideoSource};
 
@@ -37,8 +39,6 @@ const TONE_HZ: f64 = 440.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("video.source {0:?}: V4L2 capture is not built yet; use \"test\" or \"auto\"")]
-    NoV4l2(std::path::PathBuf),
     #[error(
         "audio.source {0:?}: ALSA capture is not built yet; use \"test\", \"auto\" or \"none\""
     )]
@@ -102,12 +102,20 @@ impl MediaPipeline {
         audio: &AudioConfig,
         cancel: CancellationToken,
     ) -> Result<Self, PipelineError> {
-        match &video.source {
-            VideoSource::Device(path) => return Err(PipelineError::NoV4l2(path.clone())),
+        let camera = match &video.source {
+            VideoSource::Device(path) => Some(path.clone()),
+            VideoSource::Test => None,
             VideoSource::Auto => {
-                info!("video.source = auto: no camera capture yet; sending the test pattern")
+                let found = v4l2::first_camera(&v4l2::list_cameras()).map(|c| c.path.clone());
+                if found.is_none() {
+                    warn!("video.source = auto: no camera found; sending the test pattern");
+                }
+                found
             }
-            VideoSource::Test => info!("video: test pattern"),
+        };
+        match &camera {
+            Some(path) => info!(camera = %path.display(), "video: camera"),
+            None => info!("video: test pattern"),
         }
         let audio_on = match &audio.source {
             AudioSource::Pcm(name) => return Err(PipelineError::NoAlsa(name.clone())),
@@ -129,7 +137,7 @@ impl MediaPipeline {
             threads: Vec::new(),
         };
         // On any error below, Drop cancels and joins what already started.
-        pipeline.start_video(video)?;
+        pipeline.start_video(video, camera)?;
         if let Some(feed) = pipeline.audio.clone() {
             pipeline.start_audio(audio, feed)?;
         }
@@ -188,7 +196,11 @@ impl MediaPipeline {
         Ok(())
     }
 
-    fn start_video(&mut self, cfg: &VideoConfig) -> Result<(), PipelineError> {
+    fn start_video(
+        &mut self,
+        cfg: &VideoConfig,
+        camera: Option<PathBuf>,
+    ) -> Result<(), PipelineError> {
         let slot = Arc::new(FrameSlot::default());
         let (recycle_tx, recycle_rx) = sync_channel::<I420Frame>(2);
         let started = Instant::now();
@@ -214,46 +226,35 @@ impl MediaPipeline {
                     return;
                 }
             };
-            encode_video(
+            let mut encoding = Encoding {
                 encoder,
-                &encoder_slot,
-                &recycle_tx,
-                &feed,
-                &stats,
-                &bitrate,
+                settings,
                 started,
-                &cancel,
-            );
+            };
+            encoding.run(&encoder_slot, &recycle_tx, &feed, &stats, &bitrate, &cancel);
         })?;
         ready_rx
             .recv()
             .map_err(|_| PipelineError::Died("campeer-vp8"))??;
 
-        let (w, h, fps) = (cfg.width, cfg.height, cfg.fps);
-        let (stats, cancel) = (self.stats(), self.cancel.clone());
-        self.spawn("campeer-pattern", move || {
-            let mut pattern = TestPattern::new(w, h);
-            let period = Duration::from_secs(1) / fps;
-            let mut spare = None;
-            let mut next = Instant::now();
-            for counter in 0u32.. {
-                if cancel.is_cancelled() {
-                    return;
-                }
-                let mut frame = spare
-                    .take()
-                    .or_else(|| recycle_rx.try_recv().ok())
-                    .unwrap_or_else(|| I420Frame::new(w, h));
-                pattern.draw(&mut frame, counter);
-                frame.captured = Instant::now();
-                MediaStats::add(&stats.video_captured, 1);
-                if let Some(old) = slot.put(frame) {
-                    MediaStats::add(&stats.video_dropped, 1);
-                    spare = Some(old);
-                }
-                next = pace(next, period);
+        let source = VideoInput {
+            slot,
+            recycle: recycle_rx,
+            stats: self.stats(),
+            cancel: self.cancel.clone(),
+            spare: None,
+            counter: 0,
+            pattern: TestPattern::new(cfg.width, cfg.height),
+            size: (cfg.width, cfg.height),
+            period: Duration::from_secs(1) / cfg.fps,
+        };
+        match camera {
+            None => self.spawn("campeer-pattern", move || source.pattern_forever()),
+            Some(path) => {
+                let want = (cfg.width, cfg.height, cfg.fps);
+                self.spawn("campeer-v4l2", move || source.camera_forever(&path, want))
             }
-        })
+        }
     }
 
     fn start_audio(&mut self, cfg: &AudioConfig, feed: MediaFeed) -> Result<(), PipelineError> {
@@ -307,58 +308,195 @@ fn pace(next: Instant, period: Duration) -> Instant {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn encode_video(
-    mut encoder: Vp8Encoder,
-    slot: &FrameSlot,
-    recycle: &SyncSender<I420Frame>,
-    feed: &MediaFeed,
-    stats: &MediaStats,
-    bitrate: &AtomicU32,
+/// The VP8 thread's state: the encoder, rebuilt when the camera's granted size changes.
+struct Encoding {
+    encoder: Vp8Encoder,
+    settings: VideoConfig,
     started: Instant,
-    cancel: &CancellationToken,
-) {
-    let mut payloader = Vp8Payloader::default();
-    while !cancel.is_cancelled() {
-        let Some(frame) = slot.take_timeout(POLL) else {
-            continue;
-        };
-        let kbps = bitrate.load(Ordering::Relaxed);
-        if kbps != encoder.bitrate_kbps()
-            && let Err(e) = encoder.set_bitrate_kbps(kbps)
-        {
-            warn!("{e}");
-        }
-        let ticks = (frame
-            .captured
-            .saturating_duration_since(started)
-            .as_secs_f64()
-            * 90_000.0) as i64;
-        let force = feed.take_keyframe_request();
-        let result = encoder.encode(&frame, ticks, force, &mut |data, keyframe| match payloader
-            .payload(RTP_PAYLOAD_MTU, &Bytes::copy_from_slice(data))
-        {
-            Ok(payloads) => {
-                MediaStats::add(&stats.video_encoded, 1);
-                MediaStats::add(&stats.video_bytes, data.len() as u64);
-                if keyframe {
-                    MediaStats::add(&stats.video_keyframes, 1);
-                }
-                feed.publish(EncodedFrame {
-                    payloads,
-                    rtp_time: ticks as u32,
-                    keyframe,
-                    captured: frame.captured,
-                });
+}
+
+impl Encoding {
+    fn run(
+        &mut self,
+        slot: &FrameSlot,
+        recycle: &SyncSender<I420Frame>,
+        feed: &MediaFeed,
+        stats: &MediaStats,
+        bitrate: &AtomicU32,
+        cancel: &CancellationToken,
+    ) {
+        let mut payloader = Vp8Payloader::default();
+        while !cancel.is_cancelled() {
+            let Some(frame) = slot.take_timeout(POLL) else {
+                continue;
+            };
+            if (frame.width, frame.height) != (self.settings.width, self.settings.height) {
+                self.resize(frame.width, frame.height);
             }
-            Err(e) => warn!("VP8 packetization: {e}"),
-        });
-        if let Err(e) = result {
-            warn!("{e}");
-            feed.request_keyframe();
+            let kbps = bitrate.load(Ordering::Relaxed);
+            if kbps != self.encoder.bitrate_kbps()
+                && let Err(e) = self.encoder.set_bitrate_kbps(kbps)
+            {
+                warn!("{e}");
+            }
+            let ticks = (frame
+                .captured
+                .saturating_duration_since(self.started)
+                .as_secs_f64()
+                * 90_000.0) as i64;
+            let force = feed.take_keyframe_request();
+            let result = self
+                .encoder
+                .encode(&frame, ticks, force, &mut |data, keyframe| match payloader
+                    .payload(RTP_PAYLOAD_MTU, &Bytes::copy_from_slice(data))
+                {
+                    Ok(payloads) => {
+                        MediaStats::add(&stats.video_encoded, 1);
+                        MediaStats::add(&stats.video_bytes, data.len() as u64);
+                        if keyframe {
+                            MediaStats::add(&stats.video_keyframes, 1);
+                        }
+                        feed.publish(EncodedFrame {
+                            payloads,
+                            rtp_time: ticks as u32,
+                            keyframe,
+                            captured: frame.captured,
+                        });
+                    }
+                    Err(e) => warn!("VP8 packetization: {e}"),
+                });
+            if let Err(e) = result {
+                warn!("{e}");
+                feed.request_keyframe();
+            }
+            // The source may have allocated a replacement already; then this one is freed.
+            let _ = recycle.try_send(frame);
         }
-        // The source may have allocated a replacement already; then this one is freed.
-        let _ = recycle.try_send(frame);
+    }
+
+    fn resize(&mut self, width: u32, height: u32) {
+        let settings = VideoConfig {
+            width,
+            height,
+            ..self.settings.clone()
+        };
+        match Vp8Encoder::new(&settings) {
+            Ok(e) => {
+                info!(width, height, "VP8 encoder follows the camera's size");
+                self.encoder = e;
+                self.settings = settings;
+            }
+            Err(e) => warn!(
+                "{e}; keeping {}x{}",
+                self.settings.width, self.settings.height
+            ),
+        }
+    }
+}
+
+/// A video source thread's state: where frames go, and the buffers it reuses.
+struct VideoInput {
+    slot: Arc<FrameSlot>,
+    recycle: Receiver<I420Frame>,
+    stats: Arc<MediaStats>,
+    cancel: CancellationToken,
+    spare: Option<I420Frame>,
+    counter: u32,
+    /// Draws the test pattern, or the "no signal" picture while a camera is away.
+    pattern: TestPattern,
+    size: (u32, u32),
+    period: Duration,
+}
+
+impl VideoInput {
+    /// A buffer of the current size: a displaced or returned one when it fits.
+    fn buffer(&mut self) -> I420Frame {
+        let (w, h) = self.size;
+        self.spare
+            .take()
+            .or_else(|| self.recycle.try_recv().ok())
+            .filter(|f| (f.width, f.height) == (w, h))
+            .unwrap_or_else(|| I420Frame::new(w, h))
+    }
+
+    fn put(&mut self, frame: I420Frame) {
+        MediaStats::add(&self.stats.video_captured, 1);
+        self.counter = self.counter.wrapping_add(1);
+        if let Some(old) = self.slot.put(frame) {
+            MediaStats::add(&self.stats.video_dropped, 1);
+            self.spare = Some(old);
+        }
+    }
+
+    fn pattern_forever(mut self) {
+        let mut next = Instant::now();
+        while !self.cancel.is_cancelled() {
+            let mut frame = self.buffer();
+            self.pattern.draw(&mut frame, self.counter);
+            frame.captured = Instant::now();
+            self.put(frame);
+            next = pace(next, self.period);
+        }
+    }
+
+    /// Streams the camera; while it is absent or broken, sends "no signal" and tries it
+    /// again every second, so viewers stay connected through an unplug.
+    fn camera_forever(mut self, path: &Path, (width, height, fps): (u32, u32, u32)) {
+        let mut outage_reported = false;
+        while !self.cancel.is_cancelled() {
+            match Camera::open(path, width, height, fps) {
+                Ok(mut camera) => {
+                    let m = camera.mode;
+                    info!(
+                        camera = %path.display(),
+                        asked = %format!("{width}x{height}@{fps}"),
+                        granted = %format!("{:?} {}x{}@{:.1}", m.format, m.width, m.height, m.fps),
+                        "camera streaming"
+                    );
+                    outage_reported = false;
+                    self.size = (m.width, m.height);
+                    self.pattern = TestPattern::new(m.width, m.height);
+                    if let Err(e) = self.stream(&mut camera) {
+                        warn!("{e}; sending \"no signal\" until the camera is back");
+                    }
+                }
+                Err(e) if !outage_reported => {
+                    warn!("{e}; sending \"no signal\" and retrying every second");
+                    outage_reported = true;
+                }
+                Err(_) => {}
+            }
+            let until = Instant::now() + Duration::from_secs(1);
+            let mut next = Instant::now();
+            while Instant::now() < until && !self.cancel.is_cancelled() {
+                let mut frame = self.buffer();
+                self.pattern.draw_no_signal(&mut frame, self.counter);
+                frame.captured = Instant::now();
+                self.put(frame);
+                next = pace(next, self.period);
+            }
+        }
+    }
+
+    /// Until the camera fails for good (or shutdown); a bad frame is only dropped.
+    fn stream(&mut self, camera: &mut Camera) -> Result<(), CameraError> {
+        while !self.cancel.is_cancelled() {
+            let mut frame = self.buffer();
+            match camera.next_frame(&mut frame) {
+                Ok(()) => self.put(frame),
+                Err(e @ CameraError::Convert { .. }) => {
+                    MediaStats::add(&self.stats.video_dropped, 1);
+                    tracing::debug!("{e}");
+                    self.spare = Some(frame);
+                }
+                Err(e) if e.is_timeout() => {
+                    warn!("{e}: no frame for a second");
+                    self.spare = Some(frame);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -481,5 +619,48 @@ mod tests {
             t.elapsed() < Duration::from_secs(1),
             "threads join promptly"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_camera_sends_no_signal_and_keeps_the_track_running() {
+        use crate::media::video::test_pattern::{NO_SIGNAL_LUMA, read_counter};
+        use crate::media::video::vp8::Vp8Decoder;
+        let video_cfg = VideoConfig {
+            source: VideoSource::Device("/nonexistent/video9".into()),
+            width: 320,
+            height: 240,
+            ..VideoConfig::default()
+        };
+        let audio_cfg = AudioConfig {
+            source: AudioSource::None,
+            ..AudioConfig::default()
+        };
+        let p = MediaPipeline::start(&video_cfg, &audio_cfg, CancellationToken::new()).unwrap();
+        let mut video = p.video().subscribe();
+        let mut decoder = Vp8Decoder::new().unwrap();
+        let mut counters = Vec::new();
+        for _ in 0..5 {
+            let frame = recv(&mut video).await;
+            let data: Vec<u8> = frame
+                .payloads
+                .iter()
+                .flat_map(|p| {
+                    // Strip the 1-byte VP8 payload descriptor (no extensions are written).
+                    p[1..].to_vec()
+                })
+                .collect();
+            let img = decoder.decode(&data).unwrap().expect("a picture");
+            let below = &img.y[100 * img.stride..100 * img.stride + 320];
+            let mean = below.iter().map(|&v| u32::from(v)).sum::<u32>() / 320;
+            assert!(
+                mean.abs_diff(u32::from(NO_SIGNAL_LUMA)) < 8,
+                "no-signal grey, got {mean}"
+            );
+            counters.push(read_counter(&img.y, img.stride, 320, 240).expect("still numbered"));
+        }
+        assert!(counters.windows(2).all(|w| w[1] > w[0]), "{counters:?}");
+        tokio::task::spawn_blocking(move || p.shutdown())
+            .await
+            .unwrap();
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod convert;
 pub mod test_pattern;
+pub mod v4l2;
 pub mod vp8;

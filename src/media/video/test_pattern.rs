@@ -79,6 +79,12 @@ impl TestPattern {
                 v[row * cw + x] = (192 - (row * 128 / ch.max(1))) as u8;
             }
         }
+        self.draw_counter(frame, counter);
+    }
+
+    fn draw_counter(&self, frame: &mut I420Frame, counter: u32) {
+        let cw = (self.width / 2) as usize;
+        let (y, u, v) = frame.planes_mut();
         if let Some(layout) = self.layout {
             for r in 0..layout.rows {
                 for c in 0..layout.cols {
@@ -97,6 +103,21 @@ impl TestPattern {
         }
     }
 }
+
+impl TestPattern {
+    /// The picture shown while the camera is away: flat dark grey, still numbered, so the
+    /// track keeps running and a viewer can tell it from both the camera and the pattern.
+    pub fn draw_no_signal(&mut self, frame: &mut I420Frame, counter: u32) {
+        let (y, u, v) = frame.planes_mut();
+        y.fill(NO_SIGNAL_LUMA);
+        u.fill(128);
+        v.fill(128);
+        self.draw_counter(frame, counter);
+    }
+}
+
+/// Luma of the "no signal" picture.
+pub const NO_SIGNAL_LUMA: u8 = 40;
 
 /// Reads the counter back from a decoded luma plane; `None` when the guard row is not
 /// there (not this pattern, or too damaged to trust).
