@@ -19,6 +19,7 @@ use rtc::rtp::packetizer::Payloader;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::audio::alsa::Microphone;
 use super::audio::opus::OpusEncoder;
 use super::audio::tone::Tone;
 use super::audio::{CHUNK_SAMPLES, SAMPLE_RATE};
@@ -36,13 +37,12 @@ const POLL: Duration = Duration::from_millis(100);
 /// while the encoder keeps up.
 const AUDIO_QUEUE: usize = 5;
 const TONE_HZ: f64 = 440.0;
+const CHUNK_PERIOD: Duration = Duration::from_millis(20);
+/// The PCM `audio.source = "auto"` tries: alsa-lib's default capture device.
+const AUTO_PCM: &str = "default";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error(
-        "audio.source {0:?}: ALSA capture is not built yet; use \"test\", \"auto\" or \"none\""
-    )]
-    NoAlsa(String),
     #[error("starting the VP8 encoder: {0}")]
     Vp8(#[from] Vp8Error),
     #[error("starting the Opus encoder: {0}")]
@@ -117,17 +117,25 @@ impl MediaPipeline {
             Some(path) => info!(camera = %path.display(), "video: camera"),
             None => info!("video: test pattern"),
         }
-        let audio_on = match &audio.source {
-            AudioSource::Pcm(name) => return Err(PipelineError::NoAlsa(name.clone())),
-            AudioSource::None => {
-                info!("audio: none");
-                false
-            }
-            AudioSource::Auto | AudioSource::Test => {
-                info!(hz = TONE_HZ, "audio: test tone");
-                true
-            }
+        // None: no audio track; Some(None): the tone; Some(Some(pcm)): a microphone.
+        let mic = match &audio.source {
+            AudioSource::None => None,
+            AudioSource::Test => Some(None),
+            AudioSource::Pcm(name) => Some(Some(name.clone())),
+            AudioSource::Auto => match Microphone::open(AUTO_PCM) {
+                Ok(_) => Some(Some(AUTO_PCM.to_owned())),
+                Err(e) => {
+                    warn!("audio.source = auto: {e}; sending the test tone");
+                    Some(None)
+                }
+            },
         };
+        match &mic {
+            None => info!("audio: none"),
+            Some(None) => info!(hz = TONE_HZ, "audio: test tone"),
+            Some(Some(pcm)) => info!(%pcm, "audio: microphone"),
+        }
+        let audio_on = mic.is_some();
         let mut pipeline = Self {
             video: MediaFeed::new(MediaKind::Video),
             audio: audio_on.then(|| MediaFeed::new(MediaKind::Audio)),
@@ -138,8 +146,8 @@ impl MediaPipeline {
         };
         // On any error below, Drop cancels and joins what already started.
         pipeline.start_video(video, camera)?;
-        if let Some(feed) = pipeline.audio.clone() {
-            pipeline.start_audio(audio, feed)?;
+        if let (Some(feed), Some(mic)) = (pipeline.audio.clone(), mic) {
+            pipeline.start_audio(audio, feed, mic)?;
         }
         info!(
             width = video.width,
@@ -257,7 +265,12 @@ impl MediaPipeline {
         }
     }
 
-    fn start_audio(&mut self, cfg: &AudioConfig, feed: MediaFeed) -> Result<(), PipelineError> {
+    fn start_audio(
+        &mut self,
+        cfg: &AudioConfig,
+        feed: MediaFeed,
+        mic: Option<String>,
+    ) -> Result<(), PipelineError> {
         let (chunks_tx, chunks_rx) = sync_channel::<Vec<i16>>(AUDIO_QUEUE);
         let (recycle_tx, recycle_rx) = sync_channel::<Vec<i16>>(AUDIO_QUEUE + 2);
         let encoder = OpusEncoder::new(cfg.bitrate_kbps)?;
@@ -266,23 +279,88 @@ impl MediaPipeline {
             encode_audio(encoder, &chunks_rx, &recycle_tx, &feed, &stats, &cancel);
         })?;
 
-        let (stats, cancel) = (self.stats(), self.cancel.clone());
-        self.spawn("campeer-tone", move || {
-            let mut tone = Tone::new(TONE_HZ);
-            let period = Duration::from_millis(20);
-            let mut next = Instant::now();
-            while !cancel.is_cancelled() {
-                let mut chunk = recycle_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| vec![0; CHUNK_SAMPLES]);
-                tone.fill(&mut chunk);
-                MediaStats::add(&stats.audio_captured, 1);
-                if chunks_tx.try_send(chunk).is_err() {
-                    MediaStats::add(&stats.audio_dropped, 1);
+        let input = AudioInput {
+            chunks: chunks_tx,
+            recycle: recycle_rx,
+            stats: self.stats(),
+            cancel: self.cancel.clone(),
+        };
+        match mic {
+            None => self.spawn("campeer-tone", move || input.tone_forever()),
+            Some(pcm) => self.spawn("campeer-alsa", move || input.microphone_forever(&pcm)),
+        }
+    }
+}
+
+/// An audio source thread's state: where its 20 ms chunks go, and the buffers it reuses.
+struct AudioInput {
+    chunks: SyncSender<Vec<i16>>,
+    recycle: Receiver<Vec<i16>>,
+    stats: Arc<MediaStats>,
+    cancel: CancellationToken,
+}
+
+impl AudioInput {
+    fn buffer(&self) -> Vec<i16> {
+        self.recycle
+            .try_recv()
+            .unwrap_or_else(|_| vec![0; CHUNK_SAMPLES])
+    }
+
+    /// Never blocks the source: a full queue drops the chunk and counts it.
+    fn put(&self, chunk: Vec<i16>) {
+        MediaStats::add(&self.stats.audio_captured, 1);
+        if self.chunks.try_send(chunk).is_err() {
+            MediaStats::add(&self.stats.audio_dropped, 1);
+        }
+    }
+
+    /// `fill` makes each chunk; the clock paces them at 20 ms until `until` or shutdown.
+    fn paced(&self, until: Option<Instant>, mut fill: impl FnMut(&mut [i16])) {
+        let mut next = Instant::now();
+        while !self.cancel.is_cancelled() && until.is_none_or(|t| Instant::now() < t) {
+            let mut chunk = self.buffer();
+            fill(&mut chunk);
+            self.put(chunk);
+            next = pace(next, CHUNK_PERIOD);
+        }
+    }
+
+    fn tone_forever(self) {
+        let mut tone = Tone::new(TONE_HZ);
+        self.paced(None, |c| tone.fill(c));
+    }
+
+    /// Captures the microphone (alsa-lib paces the reads); while it is absent or broken,
+    /// sends silence and tries it again every second, so the audio track never ends.
+    fn microphone_forever(self, pcm: &str) {
+        let mut outage_reported = false;
+        while !self.cancel.is_cancelled() {
+            match Microphone::open(pcm) {
+                Ok(mut mic) => {
+                    info!(
+                        pcm,
+                        channels = mic.channels(),
+                        "microphone capturing at 48 kHz"
+                    );
+                    outage_reported = false;
+                    while !self.cancel.is_cancelled() {
+                        let mut chunk = self.buffer();
+                        if let Err(e) = mic.read_chunk(&mut chunk) {
+                            warn!("{e}; sending silence until the microphone is back");
+                            break;
+                        }
+                        self.put(chunk);
+                    }
                 }
-                next = pace(next, period);
+                Err(e) if !outage_reported => {
+                    warn!("{e}; sending silence and retrying every second");
+                    outage_reported = true;
+                }
+                Err(_) => {}
             }
-        })
+            self.paced(Some(Instant::now() + Duration::from_secs(1)), |c| c.fill(0));
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Audio: sources that fill 20 ms chunks, and the Opus encoder.
 
+pub mod alsa;
 pub mod opus;
 pub mod tone;
 
