@@ -23,4 +23,10 @@ pub enum Command {
     Run,
     /// Validate the configuration and print the effective result.
     CheckConfig,
+    /// List cameras (formats, sizes, rates), sound cards and capture PCMs.
+    Devices {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -40,9 +40,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let (config, file) = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run) {
+        Command::Devices { json } => devices(json),
         Command::CheckConfig => {
+            let (config, file) = Config::load(cli.config.as_deref())?;
             match &file {
                 Some(f) => println!(
                     "# configuration OK: {} + CAMPEER__ environment",
@@ -54,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => {
+            let (config, file) = Config::load(cli.config.as_deref())?;
             match &file {
                 Some(f) => tracing::info!(file = %f.display(), "configuration loaded"),
                 None => tracing::info!("no config file; defaults and CAMPEER__ environment"),
@@ -70,6 +72,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn devices(json: bool) -> anyhow::Result<()> {
+    let inventory = campeer::media::devices::Inventory::probe();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&inventory)?);
+    } else {
+        print!("{}", inventory.to_table());
+    }
+    Ok(())
 }
 
 /// SIGINT or SIGTERM cancels the one token everything listens to.

@@ -4,6 +4,7 @@
 //! [`MediaPipeline`] owns every device and encoder; sessions only hold [`MediaFeed`]s.
 
 pub mod audio;
+pub mod devices;
 pub mod frame;
 pub mod pipeline;
 pub mod video;
