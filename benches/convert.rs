@@ -40,7 +40,10 @@ fn main() {
         let jpeg = record(w, h, &["-q:v", "3", "-f", "mjpeg"]);
         let mut frame = I420Frame::new(w, h);
         let mut converter = Converter::default();
-        for (name, format, src) in [("YUYV→I420", PixelFormat::Yuyv, &yuyv), ("MJPEG→I420", PixelFormat::Mjpeg, &jpeg)] {
+        for (name, format, src) in [
+            ("YUYV→I420", PixelFormat::Yuyv, &yuyv),
+            ("MJPEG→I420", PixelFormat::Mjpeg, &jpeg),
+        ] {
             let len = frame.data.len();
             let mut copy = vec![0u8; len];
             let baseline = rate(|| {
@@ -48,10 +51,15 @@ fn main() {
                 black_box(&copy);
             });
             let fps = rate(|| {
-                converter.convert(format, black_box(src), 0, &mut frame).expect("converts");
+                converter
+                    .convert(format, black_box(src), 0, &mut frame)
+                    .expect("converts");
                 black_box(&frame.data);
             });
-            println!("| {w}x{h} | {name} | {fps:.0} | {baseline:.0} | {:.3} |", fps / baseline);
+            println!(
+                "| {w}x{h} | {name} | {fps:.0} | {baseline:.0} | {:.3} |",
+                fps / baseline
+            );
         }
     }
 }

@@ -103,37 +103,66 @@ impl Microphone {
     /// Fills `out` with the next 20 ms, mixed to mono. An overrun (the reader fell
     /// behind) is recovered and counted; other errors mean the device is unusable.
     pub fn read_chunk(&mut self, out: &mut [i16]) -> Result<(), MicError> {
-        let mut filled = 0;
-        while filled < CHUNK_SAMPLES {
-            let io = self.pcm.io_i16().map_err(|source| MicError::Alsa {
-                pcm: self.name.clone(),
-                what: "io",
-                source,
-            })?;
-            let want = &mut self.raw[filled * self.channels..];
-            match io.readi(want) {
-                Ok(frames) => filled += frames,
-                Err(e) if e.errno() == libc::EPIPE => {
-                    self.overruns += 1;
-                    tracing::warn!(pcm = %self.name, overruns = self.overruns, "microphone overrun; recovering");
-                    self.pcm.prepare().map_err(|source| MicError::Alsa {
-                        pcm: self.name.clone(),
-                        what: "prepare after overrun",
-                        source,
-                    })?;
-                }
-                Err(source) => {
-                    return Err(MicError::Alsa {
-                        pcm: self.name.clone(),
-                        what: "read",
-                        source,
-                    });
-                }
-            }
+        let before = self.overruns;
+        let mut reader = PcmReader(&self.pcm);
+        let result = read_frames(
+            &mut reader,
+            &mut self.raw,
+            self.channels,
+            &mut self.overruns,
+        );
+        if self.overruns > before {
+            tracing::warn!(pcm = %self.name, overruns = self.overruns, "microphone overrun recovered");
         }
+        result.map_err(|(what, source)| MicError::Alsa {
+            pcm: self.name.clone(),
+            what,
+            source,
+        })?;
         mix_to_mono(&self.raw, self.channels, out);
         Ok(())
     }
+}
+
+/// The two calls the capture loop makes, so its recovery is tested without a device.
+pub trait CaptureReader {
+    fn readi(&mut self, buf: &mut [i16]) -> Result<usize, alsa::Error>;
+    fn prepare(&mut self) -> Result<(), alsa::Error>;
+}
+
+struct PcmReader<'a>(&'a PCM);
+
+impl CaptureReader for PcmReader<'_> {
+    fn readi(&mut self, buf: &mut [i16]) -> Result<usize, alsa::Error> {
+        self.0.io_i16()?.readi(buf)
+    }
+
+    fn prepare(&mut self) -> Result<(), alsa::Error> {
+        self.0.prepare()
+    }
+}
+
+/// Reads until `raw` (interleaved, `channels` wide) is full. An overrun (EPIPE) loses
+/// what the buffer held: the stream is prepared again, counted, and reading goes on.
+pub fn read_frames(
+    reader: &mut impl CaptureReader,
+    raw: &mut [i16],
+    channels: usize,
+    overruns: &mut u64,
+) -> Result<(), (&'static str, alsa::Error)> {
+    let frames = raw.len() / channels;
+    let mut filled = 0;
+    while filled < frames {
+        match reader.readi(&mut raw[filled * channels..]) {
+            Ok(n) => filled += n,
+            Err(e) if e.errno() == libc::EPIPE => {
+                *overruns += 1;
+                reader.prepare().map_err(|e| ("prepare after overrun", e))?;
+            }
+            Err(e) => return Err(("read", e)),
+        }
+    }
+    Ok(())
 }
 
 /// Averages interleaved channels into one.
@@ -150,6 +179,55 @@ pub fn mix_to_mono(interleaved: &[i16], channels: usize, out: &mut [i16]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Delivers `script` in turn: a frame count, or an errno.
+    struct Scripted {
+        script: Vec<Result<usize, i32>>,
+        prepared: u32,
+    }
+
+    impl CaptureReader for Scripted {
+        fn readi(&mut self, buf: &mut [i16]) -> Result<usize, alsa::Error> {
+            match self.script.remove(0) {
+                Ok(n) => {
+                    buf[..n].fill(7);
+                    Ok(n)
+                }
+                Err(errno) => Err(alsa::Error::new("snd_pcm_readi", errno)),
+            }
+        }
+
+        fn prepare(&mut self) -> Result<(), alsa::Error> {
+            self.prepared += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_overrun_is_recovered_and_counted() {
+        let mut r = Scripted {
+            script: vec![Ok(400), Err(libc::EPIPE), Ok(300), Ok(260)],
+            prepared: 0,
+        };
+        let (mut raw, mut overruns) = (vec![0i16; 960], 0);
+        read_frames(&mut r, &mut raw, 1, &mut overruns).unwrap();
+        assert_eq!((overruns, r.prepared), (1, 1));
+        assert!(
+            raw.iter().all(|&s| s == 7),
+            "the chunk is filled after the overrun"
+        );
+    }
+
+    #[test]
+    fn a_vanished_device_is_an_error() {
+        let mut r = Scripted {
+            script: vec![Ok(100), Err(libc::ENODEV)],
+            prepared: 0,
+        };
+        let (mut raw, mut overruns) = (vec![0i16; 960], 0);
+        let (what, e) = read_frames(&mut r, &mut raw, 1, &mut overruns).unwrap_err();
+        assert_eq!((what, e.errno()), ("read", libc::ENODEV));
+    }
 
     #[test]
     fn stereo_is_averaged_and_mono_copied() {
