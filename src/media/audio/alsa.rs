@@ -1,5 +1,9 @@
 //! ALSA microphones, through alsa-lib: open a capture PCM at 48 kHz S16, read 20 ms
 //! chunks, and recover from overruns. Blocking; owned by the `campeer-alsa` thread.
+//!
+//! Rate conversion is left to alsa-lib's own `plug` layer (`default`, `plughw:…`), a
+//! well-kept resampler already on every board; a raw `hw:` device that cannot do 48 kHz
+//! is refused with a message that says so.
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
