@@ -16,6 +16,7 @@ use crate::session::peer::{self, SessionContext, SessionHandle};
 use crate::session::registry::{Limits, Registry, Route};
 use crate::signaling::protocol::{RoomEvent, SessionId};
 use crate::signaling::{Outbox, client};
+use crate::systemd::Notifier;
 
 /// Room events waiting for the daemon loop; a relay flooding faster than sessions are
 /// built loses the excess (logged by the client).
@@ -59,12 +60,14 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let pipeline = MediaPipeline::start(&cfg.video, &cfg.audio, cancel.child_token())
         .context("starting the media pipeline")?;
 
+    let (joins_tx, mut joins) = tokio::sync::watch::channel(0u64);
     let (outbox, outbox_rx) = Outbox::new(cfg.signaling.room.clone());
     let (events_tx, mut events) = mpsc::channel(ROOM_EVENT_CAPACITY);
     let signaling = tokio::spawn(client::run(
         client::ClientSettings {
             url,
             room: cfg.signaling.room.clone(),
+            joins: joins_tx,
         },
         events_tx,
         outbox_rx,
@@ -84,6 +87,8 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     );
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
     let mut last_status = Instant::now();
+    let mut systemd = Notifier::from_env();
+    let status = |viewers: usize| format!("{viewers} viewer(s), room {}", cfg.signaling.room);
     info!("campeer running");
 
     loop {
@@ -105,12 +110,15 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
                 }
                 RoomEvent::ForeignAnswer => tracing::debug!("ignoring another peer's answer"),
             },
+            Ok(()) = joins.changed() => systemd.ready(&status(registry.len())),
             Some(id) = ended.recv() => {
                 if registry.remove(&id).is_some() {
                     info!(ufrag = %id, viewers = registry.len(), "session closed");
                 }
             }
             _ = housekeeping.tick() => {
+                systemd.tick(Instant::now());
+                systemd.status(&status(registry.len()));
                 let dropped = registry.prune(Instant::now());
                 if dropped > 0 {
                     warn!(dropped, "candidates for sessions that never made an offer were dropped");
@@ -124,6 +132,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     }
 
     info!(viewers = registry.len(), "shutting down");
+    systemd.stopping();
     for (_, handle) in registry.drain() {
         handle.close().await;
     }

@@ -10,3 +10,4 @@ pub mod daemon;
 pub mod media;
 pub mod session;
 pub mod signaling;
+pub mod systemd;

@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -29,6 +29,8 @@ pub fn retry_delay(attempt: u32) -> Duration {
 pub struct ClientSettings {
     pub url: String,
     pub room: RoomId,
+    /// Counts room joins (the first, and one after every reconnect).
+    pub joins: watch::Sender<u64>,
 }
 
 /// Runs until `cancel`: connects, reconnects, forwards room events to `events` and
@@ -90,6 +92,7 @@ async fn serve(
 fn builder(settings: &ClientSettings, events: mpsc::Sender<RoomEvent>) -> ClientBuilder {
     let room = settings.room.clone();
     let url = settings.url.clone();
+    let joins = settings.joins.clone();
     let mut b = ClientBuilder::new(settings.url.clone())
         .reconnect(true)
         .reconnect_on_disconnect(true)
@@ -97,10 +100,12 @@ fn builder(settings: &ClientSettings, events: mpsc::Sender<RoomEvent>) -> Client
         .on("open", move |_, client: Client| {
             let room = room.clone();
             let url = url.clone();
+            let joins = joins.clone();
             async move {
                 info!(%url, %room, "signaling: connected, joining room");
-                if let Err(e) = client.emit("joinRoom", protocol::join_room(&room)).await {
-                    warn!(%room, "signaling: joinRoom failed: {e}");
+                match client.emit("joinRoom", protocol::join_room(&room)).await {
+                    Ok(()) => joins.send_modify(|n| *n += 1),
+                    Err(e) => warn!(%room, "signaling: joinRoom failed: {e}"),
                 }
             }
             .boxed()

@@ -1,0 +1,50 @@
+//! Under systemd (`Type=notify`, `WatchdogSec=`) campeer says READY=1 once it has joined
+//! its room, keeps the watchdog fed, reports a STATUS line, and says STOPPING=1 on
+//! SIGTERM. The test plays systemd: it listens on its own NOTIFY_SOCKET.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::Campeer;
+
+/// Every message up to `deadline`, until `stop` appears in one.
+fn collect(sock: &UnixDatagram, stop: &str, deadline: Duration) -> Vec<String> {
+    let end = Instant::now() + deadline;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.iter().any(|m: &String| m.contains(stop)) {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no {stop:?} within {deadline:?}; got {seen:?}"
+        );
+        sock.set_read_timeout(Some(left)).unwrap();
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {stop:?} ({e}); got {seen:?}"));
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    seen
+}
+
+#[test]
+fn ready_watchdog_status_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let (mut campeer, _url) =
+        Campeer::start_embedded(&[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "2000000")]);
+
+    let first = collect(&sock, "READY=1", Duration::from_secs(20));
+    let ready = first.iter().find(|m| m.contains("READY=1")).unwrap();
+    assert!(ready.contains("STATUS=0 viewer(s), room 1"), "{ready}");
+    // Two keep-alives: the watchdog is fed repeatedly, not once.
+    collect(&sock, "WATCHDOG=1", Duration::from_secs(5));
+    collect(&sock, "WATCHDOG=1", Duration::from_secs(5));
+
+    assert!(campeer.terminate().success());
+    collect(&sock, "STOPPING=1", Duration::from_secs(5));
+}
