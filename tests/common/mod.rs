@@ -135,8 +135,22 @@ pub struct Campeer {
 impl Campeer {
     /// Starts campeer on the test sources at 320x240 against `url`, bound to loopback.
     /// `env` adds or overrides `CAMPEER__` settings.
+    ///
+    /// `CAMPEER_BIN` runs another build instead of this one (the aarch64 binary), under
+    /// `CAMPEER_RUNNER` if set (e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu`).
     pub fn start(url: Option<&str>, env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_campeer"));
+        let bin =
+            std::env::var_os("CAMPEER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_campeer").into());
+        let runner = std::env::var("CAMPEER_RUNNER").unwrap_or_default();
+        let mut runner = runner.split_whitespace();
+        let mut cmd = match runner.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(runner).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info,webrtc=warn,rtc=warn")
