@@ -57,8 +57,13 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         Some(url) => (url, None),
         None => embedded_relay(cfg.signaling.listen, &cancel).await?,
     };
-    let pipeline = MediaPipeline::start(&cfg.video, &cfg.audio, cancel.child_token())
-        .context("starting the media pipeline")?;
+    // Probing and opening devices blocks: off the async workers.
+    let (video, audio, media_cancel) = (cfg.video.clone(), cfg.audio.clone(), cancel.child_token());
+    let pipeline =
+        tokio::task::spawn_blocking(move || MediaPipeline::start(&video, &audio, media_cancel))
+            .await
+            .context("starting the media pipeline")?
+            .context("starting the media pipeline")?;
 
     let (joins_tx, mut joins) = tokio::sync::watch::channel(0u64);
     let (outbox, outbox_rx) = Outbox::new(cfg.signaling.room.clone());
