@@ -96,15 +96,31 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Reassembles VP8 frames by RTP marker bit, decodes them, reads the counter.
+/// Reassembles VP8 frames by RTP timestamp and marker bit, decodes them, reads the
+/// counter. A packet seen twice (a NACK retransmission) is dropped, as a jitter buffer would.
 async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
     let mut depack = rtc::rtp::codec::vp8::Vp8Packet::default();
     let mut decoder = Vp8Decoder::new().expect("libvpx VP8 decoder");
     let mut frame = Vec::new();
+    let mut frame_ts = None;
+    let mut decoded_ts = None;
+    let mut recent_seq = std::collections::VecDeque::with_capacity(512);
     while let Some(ev) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(pkt) = ev else {
             continue;
         };
+        let (seq, ts) = (pkt.header.sequence_number, pkt.header.timestamp);
+        if recent_seq.contains(&seq) || decoded_ts == Some(ts) {
+            continue;
+        }
+        if recent_seq.len() == 512 {
+            recent_seq.pop_front();
+        }
+        recent_seq.push_back(seq);
+        if frame_ts != Some(ts) {
+            frame.clear();
+            frame_ts = Some(ts);
+        }
         match depack.depacketize(&pkt.payload) {
             Ok(data) => frame.extend_from_slice(&data),
             Err(_) => {
@@ -115,6 +131,7 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
         if !pkt.header.marker {
             continue;
         }
+        decoded_ts = Some(ts);
         let keyframe = frame.first().is_some_and(|b| b & 1 == 0);
         if let Ok(Some(img)) = decoder.decode(&frame) {
             let counter = read_counter(&img.y, img.stride, img.width, img.height);
