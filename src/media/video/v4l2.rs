@@ -189,7 +189,7 @@ pub fn describe(path: &Path) -> Result<CameraInfo, CameraError> {
                     }
                 };
                 for (w, h) in discrete {
-                    let fps = dev
+                    let mut fps: Vec<f64> = dev
                         .enum_frameintervals(desc.fourcc, w, h)
                         .unwrap_or_default()
                         .into_iter()
@@ -198,6 +198,9 @@ pub fn describe(path: &Path) -> Result<CameraInfo, CameraError> {
                             FrameIntervalEnum::Stepwise(s) => vec![fps_of(s.min), fps_of(s.max)],
                         })
                         .collect();
+                    // Fastest first, as people read a camera's rates.
+                    fps.sort_by(|a, b| b.total_cmp(a));
+                    fps.dedup();
                     sizes.push(SizeRates {
                         width: w,
                         height: h,
@@ -244,6 +247,11 @@ impl Camera {
         }
         let wanted = choose_mode(&info.formats, width, height, fps)
             .ok_or_else(|| CameraError::NoFormat(path.to_owned()))?;
+        Self::open_mode(path, wanted)
+    }
+
+    /// Opens `path` asking for exactly `wanted` (the driver may still adjust it).
+    pub fn open_mode(path: &Path, wanted: Mode) -> Result<Self, CameraError> {
         let dev = Device::with_path(path).map_err(io_err(path, "open"))?;
         let set = v4l::Format::new(
             wanted.width,

@@ -1,0 +1,146 @@
+//! Inside the VM of `scripts/vm-test` (ignored elsewhere): campeer's V4L2 source against
+//! the kernel's vivid driver. Each format campeer converts comes out of the converter as
+//! vivid's colour bars; the rate vivid grants (25 at 640x480, not the 30 asked) is the
+//! one reported; `campeer devices` lists vivid and the Loopback card.
+
+use std::path::Path;
+use std::process::Command;
+
+use campeer::media::I420Frame;
+use campeer::media::video::convert::PixelFormat;
+use campeer::media::video::v4l2::{Camera, Mode, describe};
+
+const CAMERA: &str = "/dev/video0";
+
+fn in_vm() {
+    assert!(
+        std::env::var_os("CAMPEER_VM").is_some(),
+        "run through scripts/vm-test"
+    );
+}
+
+/// Mean luma of a 16x16 patch centred at (x, y).
+fn luma(f: &I420Frame, x: usize, y: usize) -> u32 {
+    let w = f.width as usize;
+    let mut sum = 0u32;
+    for row in y - 8..y + 8 {
+        sum += f.y()[row * w + x - 8..row * w + x + 8]
+            .iter()
+            .map(|&v| u32::from(v))
+            .sum::<u32>();
+    }
+    sum / 256
+}
+
+#[test]
+#[ignore = "needs the vivid driver: scripts/vm-test"]
+fn every_format_shows_vivids_colour_bars() {
+    in_vm();
+    let info = describe(Path::new(CAMERA)).unwrap();
+    assert!(info.is_camera, "{info:?}");
+    for format in [
+        PixelFormat::Yuyv,
+        PixelFormat::Uyvy,
+        PixelFormat::Nv12,
+        PixelFormat::Yu12,
+    ] {
+        let mode = Mode {
+            format,
+            width: 640,
+            height: 360,
+            fps: 30.0,
+        };
+        let mut camera = Camera::open_mode(Path::new(CAMERA), mode).unwrap();
+        assert_eq!(camera.mode.format, format);
+        let (w, h) = (camera.mode.width, camera.mode.height);
+        let mut frame = I420Frame::new(w, h);
+        for _ in 0..3 {
+            camera.next_frame(&mut frame).unwrap();
+        }
+        // vivid's default pattern: 75 % bars, white to black, in eight equal columns;
+        // luma falls from bar to bar.
+        let bars: Vec<u32> = (0..8)
+            .map(|i| {
+                luma(
+                    &frame,
+                    (w as usize / 8) * i + w as usize / 16,
+                    h as usize / 2,
+                )
+            })
+            .collect();
+        eprintln!(
+            "{format:?} {w}x{h} @ {:.1}: bar luma {bars:?}",
+            camera.mode.fps
+        );
+        assert!(
+            bars.windows(2).all(|p| p[0] > p[1]),
+            "{format:?}: bars {bars:?}"
+        );
+        assert!(
+            bars[0] > 150 && bars[7] < 40,
+            "{format:?}: white {} black {}",
+            bars[0],
+            bars[7]
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the vivid driver: scripts/vm-test"]
+fn the_rate_vivid_grants_is_the_one_reported() {
+    in_vm();
+    let mut camera = Camera::open(Path::new(CAMERA), 640, 480, 30).unwrap();
+    let m = camera.mode;
+    eprintln!(
+        "asked 640x480@30, granted {:?} {}x{}@{}",
+        m.format, m.width, m.height, m.fps
+    );
+    assert_eq!((m.width, m.height), (640, 480));
+    assert!(
+        (m.fps - 25.0).abs() < 0.01,
+        "vivid's webcam input gives 25 fps at 640x480, got {}",
+        m.fps
+    );
+    // Driver timestamps, not dequeue time: 10 frames span 9 periods of 40 ms.
+    let mut frame = I420Frame::new(m.width, m.height);
+    camera.next_frame(&mut frame).unwrap();
+    let first = frame.captured;
+    for _ in 0..9 {
+        camera.next_frame(&mut frame).unwrap();
+    }
+    let span = frame.captured - first;
+    eprintln!("9 frame periods by driver timestamps: {span:?}");
+    assert!(span.as_millis().abs_diff(360) < 20, "{span:?}");
+}
+
+#[test]
+#[ignore = "needs the vivid and snd-aloop drivers: scripts/vm-test"]
+fn devices_lists_vivid_and_the_loopback_card() {
+    in_vm();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_campeer"))
+            .arg("devices")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run(&[]);
+    eprintln!("{table}");
+    assert!(table.contains(CAMERA) && table.contains("vivid"), "{table}");
+    assert!(
+        table.contains("YUYV") && table.contains("640x480@25"),
+        "{table}"
+    );
+    assert!(table.contains("Loopback"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert_eq!(json["cameras"][0]["driver"], "vivid");
+    assert!(
+        json["sound_cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "Loopback")
+    );
+}
