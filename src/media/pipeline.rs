@@ -38,6 +38,8 @@ const POLL: Duration = Duration::from_millis(100);
 const AUDIO_QUEUE: usize = 5;
 const TONE_HZ: f64 = 440.0;
 const CHUNK_PERIOD: Duration = Duration::from_millis(20);
+/// One-second poll timeouts in a row before a silent camera is closed and reopened.
+const STALLED_AFTER: u32 = 3;
 /// The PCM `audio.source = "auto"` tries: alsa-lib's default capture device.
 const AUTO_PCM: &str = "default";
 
@@ -558,16 +560,23 @@ impl VideoInput {
 
     /// Until the camera fails for good (or shutdown); a bad frame is only dropped.
     fn stream(&mut self, camera: &mut Camera) -> Result<(), CameraError> {
+        let mut silent = 0;
         while !self.cancel.is_cancelled() {
             let mut frame = self.buffer();
             match camera.next_frame(&mut frame) {
-                Ok(()) => self.put(frame),
+                Ok(()) => {
+                    silent = 0;
+                    self.put(frame);
+                }
                 Err(e @ CameraError::Convert { .. }) => {
                     MediaStats::add(&self.stats.video_dropped, 1);
                     tracing::debug!("{e}");
                     self.spare = Some(frame);
                 }
-                Err(e) if e.is_timeout() => {
+                // A camera that gives nothing for a few seconds is reopened: a wedged
+                // driver, or a node opened in the moment it was being unplugged.
+                Err(e) if e.is_timeout() && silent < STALLED_AFTER => {
+                    silent += 1;
                     warn!("{e}: no frame for a second");
                     self.spare = Some(frame);
                 }

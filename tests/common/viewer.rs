@@ -56,6 +56,8 @@ pub enum Seen {
 #[derive(Debug, Clone)]
 pub struct VideoFrame {
     pub counter: Option<u32>,
+    /// Mean luma of the picture: tells "no signal" grey, and frames apart.
+    pub mean_luma: u32,
     pub keyframe: bool,
     pub width: u32,
     pub height: u32,
@@ -135,8 +137,14 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
         let keyframe = frame.first().is_some_and(|b| b & 1 == 0);
         if let Ok(Some(img)) = decoder.decode(&frame) {
             let counter = read_counter(&img.y, img.stride, img.width, img.height);
+            let rows = img.y.chunks(img.stride).take(img.height as usize);
+            let sum: u64 = rows
+                .flat_map(|r| &r[..img.width as usize])
+                .map(|&v| u64::from(v))
+                .sum();
             let _ = seen.send(Seen::Video(VideoFrame {
                 counter,
+                mean_luma: (sum / (u64::from(img.width) * u64::from(img.height)).max(1)) as u32,
                 keyframe,
                 width: img.width,
                 height: img.height,
