@@ -156,6 +156,39 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!((again.width, again.height), (640, 360));
 
+    // Dropped buffers (gaps in the driver's sequence) and an injected QBUF error never end
+    // the track: frames keep coming, live again after at most a reopen.
+    let ctl = |c: &str| {
+        let ok = Command::new("v4l2-ctl")
+            .args(["-d", "/dev/video0", "-c", c])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "v4l2-ctl -c {c}");
+    };
+    ctl("percentage_of_dropped_buffers=30");
+    for _ in 0..10 {
+        let f = viewer.next_video(Duration::from_secs(5)).await;
+        assert_eq!(
+            f.counter, None,
+            "live frames while 30 % of buffers are dropped"
+        );
+    }
+    ctl("percentage_of_dropped_buffers=0");
+    ctl("inject_vidioc_qbuf_error=1");
+    let injected = Instant::now();
+    // Whatever campeer does about it (reopen), live frames are back soon.
+    let mut live_again = false;
+    while !live_again && injected.elapsed() < Duration::from_secs(8) {
+        live_again = viewer
+            .next_video(Duration::from_secs(5))
+            .await
+            .counter
+            .is_none()
+            && injected.elapsed() > Duration::from_secs(2);
+    }
+    assert!(live_again, "live frames after an injected QBUF error");
+
     viewer.hang_up().await;
     assert!(campeer.terminate().success());
     let _ = aplay.kill();
