@@ -144,3 +144,116 @@ fn devices_lists_vivid_and_the_loopback_card() {
             .any(|c| c["name"] == "Loopback")
     );
 }
+
+/// A JPEG of ffmpeg's test pattern, and ffmpeg's own video-range I420 of it.
+fn jpeg_and_reference(w: u32, h: u32) -> (Vec<u8>, Vec<u8>) {
+    let jpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={w}x{h}:rate=1"))
+        .args(["-frames:v", "1", "-q:v", "3", "-f", "mjpeg", "-"])
+        .output()
+        .unwrap()
+        .stdout;
+    let path = std::env::temp_dir().join("loopback.jpg");
+    std::fs::write(&path, &jpeg).unwrap();
+    let reference = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-pix_fmt", "yuv420p", "-f", "rawvideo", "-"])
+        .output()
+        .unwrap()
+        .stdout;
+    (jpeg, reference)
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64.powi(2) / mse).log10()
+    }
+}
+
+#[test]
+#[ignore = "needs v4l2loopback: scripts/vm-test"]
+fn mjpeg_from_v4l2loopback_matches_the_jpeg_written() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use v4l::video::Output;
+
+    in_vm();
+    let ko = std::env::var("CAMPEER_VM_LOOPBACK_KO").expect("set by scripts/vm-test");
+    let ok = Command::new("insmod")
+        .arg(&ko)
+        .args(["exclusive_caps=1", "video_nr=10"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "insmod {ko}");
+    let node = Path::new("/dev/video10");
+    let (w, h) = (640, 480);
+    let (jpeg, reference) = jpeg_and_reference(w, h);
+
+    // The writer: sets the output format to MJPG and writes the JPEG at 30 fps.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, jpeg) = (Arc::clone(&stop), jpeg.clone());
+        std::thread::spawn(move || {
+            let dev = v4l::Device::with_path("/dev/video10").unwrap();
+            let mut fmt = v4l::Format::new(w, h, v4l::FourCC::new(b"MJPG"));
+            fmt.size = jpeg.len() as u32 * 2;
+            Output::set_format(&dev, &fmt).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: fd is open for the life of `dev`; the buffer outlives the call.
+                let n = unsafe { libc::write(dev.handle().fd(), jpeg.as_ptr().cast(), jpeg.len()) };
+                assert_eq!(n, jpeg.len() as isize, "write to v4l2loopback");
+                std::thread::sleep(std::time::Duration::from_millis(33));
+            }
+        })
+    };
+
+    // With exclusive_caps the node turns into a capture device once the writer runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let info = loop {
+        let info = describe(node).unwrap();
+        if info.is_camera
+            && info
+                .formats
+                .iter()
+                .any(|f| f.format == Some(PixelFormat::Mjpeg))
+        {
+            break info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "loopback never offered MJPG: {info:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    eprintln!(
+        "v4l2loopback offers {:?}",
+        info.formats.iter().map(|f| &f.fourcc).collect::<Vec<_>>()
+    );
+
+    let mut camera = Camera::open(node, w, h, 30).unwrap();
+    assert_eq!(
+        (camera.mode.format, camera.mode.width, camera.mode.height),
+        (PixelFormat::Mjpeg, w, h)
+    );
+    let mut frame = I420Frame::new(w, h);
+    for _ in 0..3 {
+        camera.next_frame(&mut frame).unwrap();
+    }
+    let db = psnr(&frame.data, &reference);
+    eprintln!("MJPEG through v4l2loopback vs ffmpeg's decode: {db:.1} dB");
+    assert!(db >= 40.0, "{db:.1} dB");
+    drop(camera);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}
