@@ -58,6 +58,7 @@ pub struct VideoFrame {
     pub counter: Option<u32>,
     /// Mean luma of the picture: tells "no signal" grey, and frames apart.
     pub mean_luma: u32,
+    pub rtp_time: u32,
     pub keyframe: bool,
     pub width: u32,
     pub height: u32,
@@ -145,6 +146,7 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
             let _ = seen.send(Seen::Video(VideoFrame {
                 counter,
                 mean_luma: (sum / (u64::from(img.width) * u64::from(img.height)).max(1)) as u32,
+                rtp_time: ts,
                 keyframe,
                 width: img.width,
                 height: img.height,
