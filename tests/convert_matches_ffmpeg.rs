@@ -2,6 +2,9 @@
 //! recorded with Debian's ffmpeg from its testsrc2 pattern in YUYV, UYVY, NV12, YU12 and
 //! MJPEG, converted by campeer, compared with ffmpeg's own yuv420p (PSNR, or exact).
 
+mod common;
+
+use common::psnr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,21 +35,6 @@ fn raw(dir: &Path, pix_fmt: &str) -> Vec<u8> {
         &format!("frame.{pix_fmt}"),
         &["-pix_fmt", pix_fmt, "-f", "rawvideo"],
     )
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64.powi(2) / mse).log10()
-    }
 }
 
 fn workdir() -> PathBuf {

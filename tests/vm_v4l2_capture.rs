@@ -3,6 +3,9 @@
 //! vivid's colour bars; the rate vivid grants (25 at 640x480, not the 30 asked) is the
 //! one reported; `campeer devices` lists vivid and the Loopback card.
 
+mod common;
+
+use common::psnr;
 use std::path::Path;
 use std::process::Command;
 
@@ -164,20 +167,6 @@ fn jpeg_and_reference(w: u32, h: u32) -> (Vec<u8>, Vec<u8>) {
         .unwrap()
         .stdout;
     (jpeg, reference)
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64.powi(2) / mse).log10()
-    }
 }
 
 #[test]

@@ -241,3 +241,19 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // USER_HZ is 100 on every Linux this runs on.
     (f[0] + f[1]) as f64 / 100.0
 }
+
+/// Peak signal-to-noise ratio of two 8-bit pictures, in dB (infinite when equal).
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "pictures of one size");
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64.powi(2) / mse).log10()
+    }
+}
