@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod jitter;
 pub mod viewer;
 
 use std::io::{BufRead, BufReader};

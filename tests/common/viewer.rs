@@ -10,7 +10,6 @@ use rtc::interceptor::Registry;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -29,6 +28,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, register_default_interceptors,
 };
 
+use super::jitter::FrameAssembler;
 use campeer::config::VideoConfig;
 use campeer::media::I420Frame;
 use campeer::media::video::test_pattern::{TestPattern, read_counter};
@@ -99,62 +99,61 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Reassembles VP8 frames by RTP timestamp and marker bit, decodes them, reads the
-/// counter. A packet seen twice (a NACK retransmission) is dropped, as a jitter buffer would.
+/// Decodes the VP8 that arrives, whole frames in order (see `jitter`), and reads the
+/// counter. A frame lost for good, or one that fails to decode, is followed by a PLI.
 async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
-    let mut depack = rtc::rtp::codec::vp8::Vp8Packet::default();
+    let mut frames = FrameAssembler::default();
     let mut decoder = Vp8Decoder::new().expect("libvpx VP8 decoder");
-    let mut frame = Vec::new();
-    let mut frame_ts = None;
-    let mut decoded_ts = None;
-    let mut recent_seq = std::collections::VecDeque::with_capacity(512);
     while let Some(ev) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(pkt) = ev else {
             continue;
         };
-        let (seq, ts) = (pkt.header.sequence_number, pkt.header.timestamp);
-        if recent_seq.contains(&seq) || decoded_ts == Some(ts) {
-            continue;
-        }
-        if recent_seq.len() == 512 {
-            recent_seq.pop_front();
-        }
-        recent_seq.push_back(seq);
-        if frame_ts != Some(ts) {
-            frame.clear();
-            frame_ts = Some(ts);
-        }
-        match depack.depacketize(&pkt.payload) {
-            Ok(data) => frame.extend_from_slice(&data),
-            Err(_) => {
-                frame.clear();
-                continue;
+        let h = &pkt.header;
+        let now = Instant::now();
+        frames.push(h.sequence_number, h.timestamp, h.marker, &pkt.payload, now);
+        while let Some(frame) = frames.pop() {
+            match decoder.decode(&frame.data) {
+                Ok(Some(img)) => {
+                    let counter = read_counter(&img.y, img.stride, img.width, img.height);
+                    let rows = img.y.chunks(img.stride).take(img.height as usize);
+                    let sum: u64 = rows
+                        .flat_map(|r| &r[..img.width as usize])
+                        .map(|&v| u64::from(v))
+                        .sum();
+                    let _ = seen.send(Seen::Video(VideoFrame {
+                        counter,
+                        mean_luma: (sum / (u64::from(img.width) * u64::from(img.height)).max(1))
+                            as u32,
+                        rtp_time: frame.rtp_time,
+                        keyframe: frame.keyframe,
+                        width: img.width,
+                        height: img.height,
+                        at: now,
+                    }));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("[viewer] VP8 frame failed to decode: {e}");
+                    frames.resync();
+                }
             }
         }
-        if !pkt.header.marker {
-            continue;
+        if frames.gave_up(now) {
+            eprintln!("[viewer] a VP8 frame was lost; asking for a keyframe");
+            send_pli(track.as_ref()).await;
         }
-        decoded_ts = Some(ts);
-        let keyframe = frame.first().is_some_and(|b| b & 1 == 0);
-        if let Ok(Some(img)) = decoder.decode(&frame) {
-            let counter = read_counter(&img.y, img.stride, img.width, img.height);
-            let rows = img.y.chunks(img.stride).take(img.height as usize);
-            let sum: u64 = rows
-                .flat_map(|r| &r[..img.width as usize])
-                .map(|&v| u64::from(v))
-                .sum();
-            let _ = seen.send(Seen::Video(VideoFrame {
-                counter,
-                mean_luma: (sum / (u64::from(img.width) * u64::from(img.height)).max(1)) as u32,
-                rtp_time: ts,
-                keyframe,
-                width: img.width,
-                height: img.height,
-                at: Instant::now(),
-            }));
-        }
-        frame.clear();
     }
+}
+
+async fn send_pli(track: &dyn TrackRemote) {
+    let ssrc = *track.ssrcs().await.first().expect("video ssrc");
+    track
+        .write_rtcp(vec![Box::new(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        })])
+        .await
+        .expect("PLI sent");
 }
 
 async fn decode_audio(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
@@ -414,14 +413,7 @@ impl Viewer {
             .unwrap()
             .clone()
             .expect("video track arrived");
-        let ssrc = *track.ssrcs().await.first().expect("video ssrc");
-        track
-            .write_rtcp(vec![Box::new(PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            })])
-            .await
-            .expect("PLI sent");
+        send_pli(track.as_ref()).await;
     }
 
     pub async fn hang_up(self) {

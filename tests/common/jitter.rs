@@ -1,0 +1,131 @@
+//! The part of a browser's jitter buffer a test viewer needs: VP8 frames reach the decoder
+//! whole and in order, a packet a NACK may still bring is waited for, and a frame lost for
+//! good means waiting for a keyframe. Decoding a frame with a hole, or against the wrong
+//! reference, paints stale pixels (an old frame counter) that campeer never sent.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
+
+/// How long a missing packet is waited for before its frame is given up.
+const PATIENCE: Duration = Duration::from_millis(500);
+
+pub struct Assembled {
+    pub rtp_time: u32,
+    pub data: Vec<u8>,
+    pub keyframe: bool,
+}
+
+struct Packet {
+    rtp_time: u32,
+    marker: bool,
+    /// First packet of a frame (VP8 descriptor S bit).
+    head: bool,
+    data: Bytes,
+    arrived: Instant,
+}
+
+#[derive(Default)]
+pub struct FrameAssembler {
+    depack: Vp8Packet,
+    /// Held packets by unwrapped sequence number.
+    packets: BTreeMap<u64, Packet>,
+    highest: Option<u64>,
+    /// First sequence number of the next frame to decode; `None` waits for a keyframe.
+    next: Option<u64>,
+    /// A frame was given up since the caller last asked.
+    lost: bool,
+}
+
+impl FrameAssembler {
+    pub fn push(&mut self, seq: u16, rtp_time: u32, marker: bool, payload: &Bytes, now: Instant) {
+        let seq = self.unwrap(seq);
+        if self.next.is_some_and(|n| seq < n) {
+            return; // a retransmission of something already decoded
+        }
+        let head = self.depack.is_partition_head(payload);
+        if let Ok(data) = self.depack.depacketize(payload) {
+            self.packets.entry(seq).or_insert(Packet {
+                rtp_time,
+                marker,
+                head,
+                data,
+                arrived: now,
+            });
+        }
+    }
+
+    /// The next whole frame in order, if it has arrived.
+    pub fn pop(&mut self) -> Option<Assembled> {
+        let start = match self.next {
+            Some(n) => n,
+            None => {
+                let key = self
+                    .packets
+                    .iter()
+                    .find(|(_, p)| p.head && p.data.first().is_some_and(|b| b & 1 == 0))
+                    .map(|(&s, _)| s)?;
+                self.packets = self.packets.split_off(&key);
+                key
+            }
+        };
+        let rtp_time = self.packets.get(&start)?.rtp_time;
+        let mut end = start;
+        loop {
+            let p = self.packets.get(&end)?;
+            if p.rtp_time != rtp_time {
+                // A frame without its marker packet: the stream is broken here.
+                self.resync();
+                return None;
+            }
+            if p.marker {
+                break;
+            }
+            end += 1;
+        }
+        let mut data = Vec::new();
+        for s in start..=end {
+            data.extend_from_slice(&self.packets.remove(&s).expect("held").data);
+        }
+        self.next = Some(end + 1);
+        Some(Assembled {
+            rtp_time,
+            keyframe: data.first().is_some_and(|b| b & 1 == 0),
+            data,
+        })
+    }
+
+    /// True once per lost frame: a packet the next frame needs has been missing too
+    /// long, or the stream broke. The caller then asks for a keyframe (PLI), as a browser does.
+    pub fn gave_up(&mut self, now: Instant) -> bool {
+        if let Some(next) = self.next
+            && !self.packets.contains_key(&next)
+            && self
+                .packets
+                .values()
+                .next()
+                .is_some_and(|p| now.duration_since(p.arrived) > PATIENCE)
+        {
+            self.resync();
+        }
+        std::mem::take(&mut self.lost)
+    }
+
+    /// The frames that follow are useless until a keyframe: one was lost, or failed to decode.
+    pub fn resync(&mut self) {
+        self.next = None;
+        self.lost = true;
+    }
+
+    fn unwrap(&mut self, seq: u16) -> u64 {
+        // Start far from zero so a packet older than the first one still fits.
+        let ext = self.highest.map_or((1 << 32) + u64::from(seq), |h| {
+            h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u16) as i16))
+        });
+        self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
+        ext
+    }
+}
