@@ -1,4 +1,4 @@
-//! The aarch64 build, run under qemu-aarch64-static, streams to an x86 webrtc-rs viewer
+//! The aarch64 build, on an emulated board (`scripts/board-vm`), streams to an x86 webrtc-rs viewer
 //! through the npm relay. Run by `scripts/cross-aarch64` (it sets CAMPEER_BIN and
 //! CAMPEER_RUNNER); ignored in a plain `cargo test`, where there is no such build.
 

@@ -145,6 +145,12 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
     }
 }
 
+/// The address the viewer's media socket binds: loopback, unless `CAMPEER_VIEWER_ADDR`
+/// names one a campeer in a VM can reach (`scripts/cross-aarch64` does).
+fn viewer_addr() -> String {
+    std::env::var("CAMPEER_VIEWER_ADDR").unwrap_or_else(|_| "127.0.0.1".into())
+}
+
 async fn send_pli(track: &dyn TrackRemote) {
     let ssrc = *track.ssrcs().await.first().expect("video ssrc");
     track
@@ -206,7 +212,7 @@ impl Viewer {
                 candidates: cand_tx,
                 video_track: Arc::clone(&video_track),
             }))
-            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .with_udp_addrs(vec![format!("{}:0", viewer_addr())])
             .build()
             .await
             .expect("viewer peer connection");
