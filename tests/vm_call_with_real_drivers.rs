@@ -3,14 +3,18 @@
 //! tone is played into hw:Loopback,0,0; the relay and a webrtc-rs viewer run on the VM's
 //! loopback. Then the camera is unplugged (vivid's `disconnect`, then rmmod) and plugged
 //! back (modprobe): the viewer stays connected, sees "no signal", and live frames again.
+//! And a camera whose buffer timestamps the test chooses (v4l2loopback) proves that RTP
+//! time is the driver's time, not the time campeer dequeued the frame.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use campeer::media::I420Frame;
 use campeer::media::audio::tone::estimate_frequency;
-use campeer::media::video::test_pattern::NO_SIGNAL_LUMA;
+use campeer::media::video::test_pattern::{NO_SIGNAL_LUMA, TestPattern};
+use campeer::media::video::v4l2::describe;
 use common::viewer::{Direction, Seen, Viewer};
 use common::{Campeer, Relay};
 use serde_json::json;
@@ -208,4 +212,185 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
     assert!(campeer.terminate().success());
     let _ = aplay.kill();
     let _ = aplay.wait();
+}
+
+/// The output side of a v4l2loopback node, streamed through mmap buffers so that each
+/// frame carries the timestamp the test gives it (write() would stamp the time of writing).
+struct LoopbackOutput {
+    dev: v4l::Device,
+    buffers: Vec<(*mut u8, usize)>,
+    queued: usize,
+}
+
+impl LoopbackOutput {
+    fn open(node: &str, width: u32, height: u32) -> Self {
+        use v4l::v4l_sys::{v4l2_buffer, v4l2_requestbuffers};
+        use v4l::v4l2::{self, vidioc};
+        use v4l::video::Output;
+
+        let dev = v4l::Device::with_path(node).unwrap();
+        Output::set_format(
+            &dev,
+            &v4l::Format::new(width, height, v4l::FourCC::new(b"YU12")),
+        )
+        .unwrap();
+        let fd = dev.handle().fd();
+        // SAFETY: plain V4L2 ioctls on an open fd with structs of the kernel's layout; the
+        // mappings live as long as `dev` (never unmapped before the process ends).
+        let buffers = unsafe {
+            let mut req: v4l2_requestbuffers = std::mem::zeroed();
+            req.count = 4;
+            req.type_ = OUTPUT;
+            req.memory = MMAP;
+            v4l2::ioctl(fd, vidioc::VIDIOC_REQBUFS, (&raw mut req).cast()).unwrap();
+            (0..req.count)
+                .map(|index| {
+                    let mut buf: v4l2_buffer = std::mem::zeroed();
+                    (buf.index, buf.type_, buf.memory) = (index, OUTPUT, MMAP);
+                    v4l2::ioctl(fd, vidioc::VIDIOC_QUERYBUF, (&raw mut buf).cast()).unwrap();
+                    let len = buf.length as usize;
+                    let ptr = v4l2::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_SHARED,
+                        fd,
+                        buf.m.offset as libc::off_t,
+                    )
+                    .unwrap();
+                    (ptr.cast::<u8>(), len)
+                })
+                .collect()
+        };
+        Self {
+            dev,
+            buffers,
+            queued: 0,
+        }
+    }
+
+    /// Queues `frame` stamped `at` (CLOCK_MONOTONIC time, as drivers stamp).
+    fn write(&mut self, frame: &I420Frame, at: Duration) {
+        use v4l::v4l_sys::v4l2_buffer;
+        use v4l::v4l2::{self, vidioc};
+
+        let fd = self.dev.handle().fd();
+        // SAFETY: as in `open`; a buffer is written only when the driver has handed it back.
+        unsafe {
+            let mut buf: v4l2_buffer = std::mem::zeroed();
+            (buf.type_, buf.memory) = (OUTPUT, MMAP);
+            if self.queued < self.buffers.len() {
+                buf.index = self.queued as u32;
+            } else {
+                v4l2::ioctl(fd, vidioc::VIDIOC_DQBUF, (&raw mut buf).cast()).unwrap();
+            }
+            let (ptr, len) = self.buffers[buf.index as usize];
+            assert!(frame.data.len() <= len, "frame fits the loopback buffer");
+            std::ptr::copy_nonoverlapping(frame.data.as_ptr(), ptr, frame.data.len());
+            buf.bytesused = frame.data.len() as u32;
+            buf.timestamp.tv_sec = at.as_secs() as _;
+            buf.timestamp.tv_usec = at.subsec_micros() as _;
+            v4l2::ioctl(fd, vidioc::VIDIOC_QBUF, (&raw mut buf).cast()).unwrap();
+            if self.queued == 0 {
+                let mut kind = OUTPUT;
+                v4l2::ioctl(fd, vidioc::VIDIOC_STREAMON, (&raw mut kind).cast()).unwrap();
+            }
+        }
+        self.queued += 1;
+    }
+}
+
+const OUTPUT: u32 = 2; // V4L2_BUF_TYPE_VIDEO_OUTPUT
+const MMAP: u32 = 1; // V4L2_MEMORY_MMAP
+
+/// The timestamp the test gives frame `n`: 40 ms apart on average, but never evenly
+/// (49, 49, 49, 13 ms), while frames are written every 40 ms of real time.
+fn stamp(n: u32) -> Duration {
+    Duration::from_secs(1000) + Duration::from_millis(u64::from(n) * 40 + u64::from(n % 4) * 9)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs v4l2loopback: scripts/vm-test"]
+async fn rtp_time_is_the_drivers_buffer_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    assert!(
+        std::env::var_os("CAMPEER_VM").is_some(),
+        "run through scripts/vm-test"
+    );
+    let ko = std::env::var("CAMPEER_VM_LOOPBACK_KO").expect("set by scripts/vm-test");
+    let ok = Command::new("insmod")
+        .arg(&ko)
+        .args(["exclusive_caps=1", "video_nr=11"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "insmod {ko}");
+    let node = "/dev/video11";
+    let (w, h) = (320, 240);
+
+    // The writer: campeer's own numbered pattern, so the viewer can tell which frame it
+    // decoded and so which timestamp that frame was written with.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut out = LoopbackOutput::open(node, w, h);
+            let mut pattern = TestPattern::new(w, h);
+            let mut frame = I420Frame::new(w, h);
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                pattern.draw(&mut frame, n);
+                out.write(&frame, stamp(n));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    // With exclusive_caps the node becomes a camera once the writer streams.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !describe(std::path::Path::new(node)).is_ok_and(|i| i.is_camera) {
+        assert!(Instant::now() < deadline, "{node} never became a camera");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let relay = Relay::start();
+    let mut campeer = Campeer::start(
+        Some(&relay.url()),
+        &[
+            ("CAMPEER__VIDEO__SOURCE", node),
+            ("CAMPEER__VIDEO__FPS", "25"),
+            ("CAMPEER__AUDIO__SOURCE", "none"),
+        ],
+    );
+    campeer
+        .log
+        .wait_for("camera streaming", Duration::from_secs(30));
+    relay.out.wait_for("join 1", Duration::from_secs(30));
+    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
+    viewer.connected(Duration::from_secs(30)).await;
+
+    let first = viewer.next_video(Duration::from_secs(10)).await;
+    let n0 = first.counter.expect("the written pattern's number");
+    let mut checked = 0;
+    let mut worst = 0i64;
+    while checked < 40 {
+        let f = viewer.next_video(Duration::from_secs(5)).await;
+        let n = f.counter.expect("the written pattern's number");
+        let want = ((stamp(n) - stamp(n0)).as_micros() * 9 / 100) as i64;
+        let got = i64::from(f.rtp_time.wrapping_sub(first.rtp_time));
+        worst = worst.max((got - want).abs());
+        assert!(
+            (got - want).abs() <= 2,
+            "frame {n}: RTP {got} ticks after frame {n0}, its timestamp says {want}"
+        );
+        checked += 1;
+    }
+    eprintln!("{checked} frames: RTP time = driver timestamp to within {worst} ticks of 90 kHz");
+
+    viewer.hang_up().await;
+    assert!(campeer.terminate().success());
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
 }

@@ -6,7 +6,9 @@
 #
 # Source it, then: vm_prepare ARCH (amd64 | arm64) sets vm_kver, vm_kroot, vm_initrd;
 # vm_qemu ARCH SCRIPT [QEMU ARGS...] boots and has the guest's busybox sh run SCRIPT (a
-# host path); the console ends with "vm: exit N", N being the script's exit code.
+# host path); the console ends with "vm: exit N", N being the script's exit code. It
+# replaces the shell it runs in (call it in a pipeline), so that qemu is the script's own
+# child and dies with it, even when a failed test kills the script with SIGKILL.
 
 vm_cache=$PWD/target/vm
 
@@ -81,7 +83,7 @@ vm_qemu() {
     # A Cortex-A72, as on a Raspberry Pi 4.
     arm64) machine=(qemu-system-aarch64 -M virt -cpu cortex-a72) console=ttyAMA0 ;;
   esac
-  "${machine[@]}" -accel tcg,thread=multi -smp 2 -m 2048 -nographic -no-reboot \
+  exec setpriv --pdeathsig TERM -- "${machine[@]}" -accel tcg,thread=multi -smp 2 -m 2048 -nographic -no-reboot \
     -kernel "$vm_kroot/boot/vmlinuz-$vm_kver" -initrd "$vm_initrd" \
     -append "console=$console quiet panic=-1 vmcmd=$script" \
     -virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
