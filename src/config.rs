@@ -500,11 +500,8 @@ mod tests {
     fn the_example_config_is_valid_and_says_what_the_defaults_say() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/campeer.toml");
         let (c, _) = Config::load_with_env(Some(&path), []).unwrap();
-        let d = Config::default();
-        assert_eq!(c.video.width, d.video.width);
-        assert_eq!(c.video.bitrate_kbps, d.video.bitrate_kbps);
-        assert_eq!(c.signaling.room, d.signaling.room);
-        assert_eq!(c.webrtc.max_sessions, d.webrtc.max_sessions);
+        // Installed as is, the service serves its own page: no value differs from the defaults.
+        assert_eq!(c.to_toml(), Config::default().to_toml());
     }
 
     #[test]
