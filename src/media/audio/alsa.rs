@@ -20,7 +20,7 @@ pub enum MicError {
         source: alsa::Error,
     },
     #[error(
-        "microphone {pcm:?}: gives {rate} Hz; campeer needs {SAMPLE_RATE} (resampling is not built yet)"
+        "microphone {pcm:?}: gives {rate} Hz, not {SAMPLE_RATE}; name it through alsa-lib's plug layer (`plughw:…` instead of `hw:…`, or `default`) and alsa-lib resamples"
     )]
     Rate { pcm: String, rate: u32 },
 }
@@ -34,6 +34,7 @@ pub struct PcmInfo {
 
 /// Every PCM alsa-lib knows that can capture (hints without a direction can do both).
 pub fn list_capture_pcms() -> Vec<PcmInfo> {
+    let _quiet = AlsaLibMessages::capture();
     let Ok(hints) = alsa::device_name::HintIter::new_str(None, "pcm") else {
         return Vec::new();
     };
@@ -59,6 +60,7 @@ pub struct Microphone {
 
 impl Microphone {
     pub fn open(name: &str) -> Result<Self, MicError> {
+        let _quiet = AlsaLibMessages::capture();
         let err = |what| {
             move |source| MicError::Alsa {
                 pcm: name.to_owned(),
@@ -125,6 +127,36 @@ impl Microphone {
         })?;
         mix_to_mono(&self.raw, self.channels, out);
         Ok(())
+    }
+}
+
+/// alsa-lib prints its own diagnostics on stderr (eight lines for a missing `default`
+/// card, every second while a microphone is away); while this lives they go to this
+/// thread's debug log instead, and the error campeer returns says what failed.
+pub struct AlsaLibMessages(Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>>);
+
+impl AlsaLibMessages {
+    pub fn capture() -> Self {
+        Self(alsa::Output::local_error_handler().ok())
+    }
+
+    /// What alsa-lib said on this thread since `capture`.
+    pub fn text(&self) -> String {
+        self.0
+            .as_ref()
+            .map(|out| out.borrow().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for AlsaLibMessages {
+    fn drop(&mut self) {
+        // SAFETY: restores alsa-lib's default handler for this thread; takes no pointers.
+        unsafe { alsa_sys::snd_lib_error_set_local(None) };
+        let text = self.text();
+        if !text.is_empty() {
+            tracing::debug!(alsa_lib = %text.trim_end(), "alsa-lib said");
+        }
     }
 }
 
@@ -231,6 +263,21 @@ mod tests {
         let (mut raw, mut overruns) = (vec![0i16; 960], 0);
         let (what, e) = read_frames(&mut r, &mut raw, 1, &mut overruns).unwrap_err();
         assert_eq!((what, e.errno()), ("read", libc::ENODEV));
+    }
+
+    #[test]
+    fn alsa_libs_own_messages_are_collected_not_printed() {
+        let e = Microphone::open("campeer_no_such_pcm")
+            .err()
+            .expect("no such PCM");
+        assert!(e.to_string().contains("campeer_no_such_pcm"), "{e}");
+        let quiet = AlsaLibMessages::capture();
+        assert!(PCM::new("campeer_no_such_pcm", Direction::Capture, false).is_err());
+        assert!(
+            quiet.text().contains("campeer_no_such_pcm"),
+            "{:?}",
+            quiet.text()
+        );
     }
 
     #[test]
