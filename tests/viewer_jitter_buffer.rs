@@ -109,3 +109,23 @@ fn a_frame_lost_for_good_is_given_up_once_and_the_next_keyframe_resumes() {
     push_frame(&mut a, 112, 5, false, &[], later);
     assert_eq!(drain(&mut a), [(4, true), (5, false)]);
 }
+
+#[test]
+fn a_hole_inside_a_frame_is_given_up_too() {
+    let now = Instant::now();
+    let mut a = FrameAssembler::default();
+    push_frame(&mut a, 100, 1, true, &[], now);
+    push_frame(&mut a, 103, 2, false, &[1], now);
+    push_frame(&mut a, 106, 3, false, &[], now);
+    assert_eq!(drain(&mut a), [(1, true)]);
+    assert!(
+        !a.gave_up(now + Duration::from_millis(100)),
+        "still patient"
+    );
+    assert!(
+        a.gave_up(now + Duration::from_secs(1)),
+        "the frame's head arrived but its middle never did"
+    );
+    push_frame(&mut a, 109, 4, true, &[], now);
+    assert_eq!(drain(&mut a), [(4, true)]);
+}

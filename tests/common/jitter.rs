@@ -98,11 +98,12 @@ impl FrameAssembler {
         })
     }
 
-    /// True once per lost frame: a packet the next frame needs has been missing too
-    /// long, or the stream broke. The caller then asks for a keyframe (PLI), as a browser does.
+    /// True once per lost frame: a packet the next frame needs (its head or any other) has
+    /// been missing too long, or the stream broke. The caller then asks for a keyframe
+    /// (PLI), as a browser does. Called after `pop` has drained what was whole, so any
+    /// packet still held belongs to a frame that is not.
     pub fn gave_up(&mut self, now: Instant) -> bool {
-        if let Some(next) = self.next
-            && !self.packets.contains_key(&next)
+        if self.next.is_some()
             && self
                 .packets
                 .values()
