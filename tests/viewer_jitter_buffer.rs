@@ -129,3 +129,21 @@ fn a_hole_inside_a_frame_is_given_up_too() {
     push_frame(&mut a, 109, 4, true, &[], now);
     assert_eq!(drain(&mut a), [(4, true)]);
 }
+
+#[test]
+fn a_first_keyframe_with_a_hole_is_given_up_and_the_next_one_decodes() {
+    let now = Instant::now();
+    let mut a = FrameAssembler::default();
+    push_frame(&mut a, 100, 1, true, &[1], now);
+    push_frame(&mut a, 103, 2, false, &[], now);
+    assert!(drain(&mut a).is_empty(), "no whole keyframe yet");
+    assert!(
+        !a.gave_up(now + Duration::from_millis(100)),
+        "still patient"
+    );
+    let later = now + Duration::from_secs(1);
+    assert!(a.gave_up(later), "the keyframe's hole is given up");
+    assert!(!a.gave_up(later), "and only once");
+    push_frame(&mut a, 106, 3, true, &[], later);
+    assert_eq!(drain(&mut a), [(3, true)]);
+}

@@ -98,18 +98,19 @@ impl FrameAssembler {
         })
     }
 
-    /// True once per lost frame: a packet the next frame needs (its head or any other) has
-    /// been missing too long, or the stream broke. The caller then asks for a keyframe
-    /// (PLI), as a browser does. Called after `pop` has drained what was whole, so any
-    /// packet still held belongs to a frame that is not.
+    /// True once per lost frame: a packet that the frame being assembled needs (the next
+    /// one, or the keyframe waited for) has been missing too long. What is held is then
+    /// useless and dropped, and the caller asks for a keyframe (PLI), as a browser does.
+    /// Called after `pop` has drained what was whole, so any packet still held belongs to
+    /// a frame that is not.
     pub fn gave_up(&mut self, now: Instant) -> bool {
-        if self.next.is_some()
-            && self
-                .packets
-                .values()
-                .next()
-                .is_some_and(|p| now.duration_since(p.arrived) > PATIENCE)
+        if self
+            .packets
+            .values()
+            .next()
+            .is_some_and(|p| now.duration_since(p.arrived) > PATIENCE)
         {
+            self.packets.clear();
             self.resync();
         }
         std::mem::take(&mut self.lost)
