@@ -147,3 +147,50 @@ fn a_first_keyframe_with_a_hole_is_given_up_and_the_next_one_decodes() {
     push_frame(&mut a, 106, 3, true, &[], later);
     assert_eq!(drain(&mut a), [(3, true)]);
 }
+
+#[test]
+fn giving_up_keeps_a_newer_keyframe_and_ignores_late_copies_of_what_it_dropped() {
+    let now = Instant::now();
+    let later = now + Duration::from_secs(1);
+    let mut a = FrameAssembler::default();
+    push_frame(&mut a, 100, 1, true, &[], now);
+    push_frame(&mut a, 103, 2, false, &[1], now);
+    assert_eq!(drain(&mut a), [(1, true)]);
+    // The keyframe a PLI asked for arrives while frame 2 is still waited for.
+    push_frame(&mut a, 106, 3, true, &[], later);
+    assert!(drain(&mut a).is_empty(), "frame 2 is still waited for");
+    assert!(a.gave_up(later), "frame 2 is given up");
+    a.push(104, 6000, false, &packet(2, 1, false), later);
+    assert_eq!(
+        drain(&mut a),
+        [(3, true)],
+        "the newer keyframe decodes; frame 2's late packet does not revive it"
+    );
+}
+
+#[test]
+fn a_frame_whose_last_packet_holds_one_byte_decodes() {
+    let now = Instant::now();
+    let mut a = FrameAssembler::default();
+    a.push(7, 3000, false, &packet(1, 0, true), now);
+    a.push(8, 3000, true, &Bytes::from_static(&[0x00, 0xAB]), now);
+    let f = a.pop().expect("a whole frame");
+    assert_eq!(f.data, [2, 0, 0, 0xAB], "descriptors stripped, data kept");
+}
+
+#[test]
+fn extended_descriptors_are_stripped() {
+    let now = Instant::now();
+    let mut a = FrameAssembler::default();
+    // X, then I with a 15-bit PictureID, L (TL0PICIDX) and T (TID): 6 descriptor bytes.
+    a.push(
+        1,
+        3000,
+        true,
+        &Bytes::from_static(&[0x90, 0xE0, 0x81, 0x02, 0x03, 0x40, 0x10, 0xCD]),
+        now,
+    );
+    let f = a.pop().expect("a whole keyframe");
+    assert_eq!(f.data, [0x10, 0xCD]);
+    assert!(f.keyframe);
+}

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::rtp::codec::vp8::Vp8Packet;
-use rtc::rtp::packetizer::Depacketizer;
 
 /// How long a missing packet is waited for before its frame is given up.
 const PATIENCE: Duration = Duration::from_millis(500);
@@ -30,12 +28,14 @@ struct Packet {
 
 #[derive(Default)]
 pub struct FrameAssembler {
-    depack: Vp8Packet,
     /// Held packets by unwrapped sequence number.
     packets: BTreeMap<u64, Packet>,
     highest: Option<u64>,
     /// First sequence number of the next frame to decode; `None` waits for a keyframe.
     next: Option<u64>,
+    /// Packets up to here were decoded or given up: a late copy of one (a retransmission)
+    /// is ignored, so an old frame never decodes after a newer one.
+    done: Option<u64>,
     /// A frame was given up since the caller last asked.
     lost: bool,
 }
@@ -43,11 +43,10 @@ pub struct FrameAssembler {
 impl FrameAssembler {
     pub fn push(&mut self, seq: u16, rtp_time: u32, marker: bool, payload: &Bytes, now: Instant) {
         let seq = self.unwrap(seq);
-        if self.next.is_some_and(|n| seq < n) {
-            return; // a retransmission of something already decoded
+        if self.done.is_some_and(|d| seq <= d) {
+            return;
         }
-        let head = self.depack.is_partition_head(payload);
-        if let Ok(data) = self.depack.depacketize(payload) {
+        if let Some((head, data)) = vp8_payload(payload) {
             self.packets.entry(seq).or_insert(Packet {
                 rtp_time,
                 marker,
@@ -69,6 +68,7 @@ impl FrameAssembler {
                     .find(|(_, p)| p.head && p.data.first().is_some_and(|b| b & 1 == 0))
                     .map(|(&s, _)| s)?;
                 self.packets = self.packets.split_off(&key);
+                self.done = Some(key - 1);
                 key
             }
         };
@@ -91,6 +91,7 @@ impl FrameAssembler {
             data.extend_from_slice(&self.packets.remove(&s).expect("held").data);
         }
         self.next = Some(end + 1);
+        self.done = Some(end);
         Some(Assembled {
             rtp_time,
             keyframe: data.first().is_some_and(|b| b & 1 == 0),
@@ -99,18 +100,23 @@ impl FrameAssembler {
     }
 
     /// True once per lost frame: a packet that the frame being assembled needs (the next
-    /// one, or the keyframe waited for) has been missing too long. What is held is then
-    /// useless and dropped, and the caller asks for a keyframe (PLI), as a browser does.
-    /// Called after `pop` has drained what was whole, so any packet still held belongs to
-    /// a frame that is not.
+    /// one, or the keyframe waited for) has been missing too long. The packets that waited
+    /// that long are dropped, and the caller asks for a keyframe (PLI), as a browser does;
+    /// newer ones stay, as they may hold that keyframe. Called after `pop` has drained what
+    /// was whole, so any packet still held belongs to a frame that is not.
     pub fn gave_up(&mut self, now: Instant) -> bool {
-        if self
-            .packets
-            .values()
-            .next()
-            .is_some_and(|p| now.duration_since(p.arrived) > PATIENCE)
-        {
-            self.packets.clear();
+        let stale = |p: &Packet| now.duration_since(p.arrived) > PATIENCE;
+        if self.packets.values().next().is_some_and(stale) {
+            let fresh = self
+                .packets
+                .iter()
+                .find(|(_, p)| !stale(p))
+                .map(|(&s, _)| s);
+            self.packets = match fresh {
+                Some(s) => self.packets.split_off(&s),
+                None => BTreeMap::new(),
+            };
+            self.done = Some(fresh.map_or_else(|| self.highest.unwrap_or(0), |s| s - 1));
             self.resync();
         }
         std::mem::take(&mut self.lost)
@@ -130,4 +136,26 @@ impl FrameAssembler {
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         ext
     }
+}
+
+/// Splits an RTP payload into its VP8 payload descriptor (RFC 7741 §4.2) and the frame
+/// data after it; says whether it starts a frame (S set, partition 0). Written here
+/// because webrtc-rs's depacketizer refuses payloads under 4 bytes, and a frame's last
+/// packet is that short whenever the frame's size is 1 or 2 bytes past a packet boundary:
+/// the viewer then waited for a packet it had thrown away.
+fn vp8_payload(payload: &Bytes) -> Option<(bool, Bytes)> {
+    let first = *payload.first()?;
+    let mut at = 1;
+    if first & 0x80 != 0 {
+        let ext = *payload.get(1)?;
+        at = 2;
+        if ext & 0x80 != 0 {
+            // PictureID: 15 bits when its M bit is set, else 7.
+            at += if payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        at += usize::from(ext & 0x40 != 0); // TL0PICIDX
+        at += usize::from(ext & 0x30 != 0); // TID/Y/KEYIDX
+    }
+    let head = first & 0x10 != 0 && first & 0x07 == 0;
+    (at <= payload.len()).then(|| (head, payload.slice(at..)))
 }
