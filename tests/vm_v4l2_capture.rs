@@ -137,6 +137,13 @@ fn devices_lists_vivid_and_the_loopback_card() {
         "{table}"
     );
     assert!(table.contains("Loopback"), "{table}");
+    // vivid's Bayer, RGB and 4:2:2 planar formats share one line.
+    let unsupported: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("not supported"))
+        .collect();
+    assert_eq!(unsupported.len(), 1, "{table}");
+    assert!(unsupported[0].contains("YVYU"), "{table}");
     let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
     assert_eq!(json["cameras"][0]["driver"], "vivid");
     assert!(

@@ -57,12 +57,7 @@ impl Inventory {
                 c.driver,
                 c.bus
             );
-            for f in &c.formats {
-                let usable = if f.format.is_some() {
-                    ""
-                } else {
-                    "  (not supported)"
-                };
+            for f in c.formats.iter().filter(|f| f.format.is_some()) {
                 let sizes: Vec<String> = f
                     .sizes
                     .iter()
@@ -80,7 +75,22 @@ impl Inventory {
                         format!("{}x{}@{}", s.width, s.height, rates.join("/"))
                     })
                     .collect();
-                let _ = writeln!(out, "    {:<4} {}{usable}", f.fourcc, sizes.join("  "));
+                let _ = writeln!(out, "    {:<4} {}", f.fourcc, sizes.join("  "));
+            }
+            // A test driver offers dozens of formats campeer cannot take: one line, not one each.
+            let unusable: Vec<&str> = c
+                .formats
+                .iter()
+                .filter(|f| f.format.is_none())
+                .map(|f| f.fourcc.trim())
+                .collect();
+            if !unusable.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    not supported by campeer ({}): {}",
+                    unusable.len(),
+                    unusable.join(" ")
+                );
             }
         }
         let others: Vec<&CameraInfo> = self.cameras.iter().filter(|c| !c.is_camera).collect();
