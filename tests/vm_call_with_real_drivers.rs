@@ -17,6 +17,7 @@ use campeer::media::audio::tone::estimate_frequency;
 use campeer::media::video::test_pattern::{NO_SIGNAL_LUMA, TestPattern};
 use campeer::media::video::v4l2::describe;
 use common::viewer::{Direction, Seen, Viewer};
+use common::vm::{in_vm, load_loopback_camera};
 use common::{Campeer, Relay};
 use serde_json::json;
 
@@ -54,6 +55,20 @@ fn play_tone(secs: u32) -> Child {
         .expect("aplay (alsa-utils)")
 }
 
+/// The relay, campeer streaming a camera (`env` names it) into the room, and a viewer
+/// connected to it.
+async fn watch_camera(env: &[(&str, &str)]) -> (Relay, Campeer, Viewer) {
+    let relay = Relay::start();
+    let campeer = Campeer::start(Some(&relay.url()), env);
+    campeer
+        .log
+        .wait_for("camera streaming", Duration::from_secs(30));
+    relay.out.wait_for("join 1", Duration::from_secs(30));
+    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
+    viewer.connected(Duration::from_secs(30)).await;
+    (relay, campeer, viewer)
+}
+
 /// The frequency of the next second of audio the viewer decodes (its first 200 ms left
 /// out: the decoder settling, or the end of what came before).
 async fn tone_heard(viewer: &mut Viewer) -> f64 {
@@ -79,29 +94,16 @@ fn modprobe(args: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs vivid and snd-aloop: scripts/vm-test"]
 async fn call_on_real_drivers_survives_unplug_and_replug() {
-    assert!(
-        std::env::var_os("CAMPEER_VM").is_some(),
-        "run through scripts/vm-test"
-    );
+    in_vm();
     let mut aplay = play_tone(120);
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(
-        Some(&relay.url()),
-        &[
-            ("CAMPEER__VIDEO__SOURCE", "/dev/video0"),
-            ("CAMPEER__VIDEO__WIDTH", "640"),
-            ("CAMPEER__VIDEO__HEIGHT", "360"),
-            ("CAMPEER__VIDEO__FPS", "15"),
-            ("CAMPEER__AUDIO__SOURCE", "hw:Loopback,1,0"),
-        ],
-    );
-    campeer
-        .log
-        .wait_for("camera streaming", Duration::from_secs(30));
-    relay.out.wait_for("join 1", Duration::from_secs(30));
-
-    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
-    viewer.connected(Duration::from_secs(30)).await;
+    let (_relay, mut campeer, mut viewer) = watch_camera(&[
+        ("CAMPEER__VIDEO__SOURCE", "/dev/video0"),
+        ("CAMPEER__VIDEO__WIDTH", "640"),
+        ("CAMPEER__VIDEO__HEIGHT", "360"),
+        ("CAMPEER__VIDEO__FPS", "15"),
+        ("CAMPEER__AUDIO__SOURCE", "hw:Loopback,1,0"),
+    ])
+    .await;
     let live = viewer.next_video(Duration::from_secs(10)).await;
     assert_eq!((live.width, live.height), (640, 360));
     assert_eq!(live.counter, None, "vivid's picture, not campeer's pattern");
@@ -337,19 +339,9 @@ async fn rtp_time_is_the_drivers_buffer_time() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    assert!(
-        std::env::var_os("CAMPEER_VM").is_some(),
-        "run through scripts/vm-test"
-    );
-    let ko = std::env::var("CAMPEER_VM_LOOPBACK_KO").expect("set by scripts/vm-test");
-    let ok = Command::new("insmod")
-        .arg(&ko)
-        .args(["exclusive_caps=1", "video_nr=11"])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "insmod {ko}");
-    let node = "/dev/video11";
+    in_vm();
+    // The writer thread and campeer's config both borrow it for the whole test.
+    let node: &'static str = load_loopback_camera(11).leak();
     let (w, h) = (320, 240);
 
     // The writer: campeer's own numbered pattern, so the viewer can tell which frame it
@@ -377,21 +369,12 @@ async fn rtp_time_is_the_drivers_buffer_time() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(
-        Some(&relay.url()),
-        &[
-            ("CAMPEER__VIDEO__SOURCE", node),
-            ("CAMPEER__VIDEO__FPS", "25"),
-            ("CAMPEER__AUDIO__SOURCE", "none"),
-        ],
-    );
-    campeer
-        .log
-        .wait_for("camera streaming", Duration::from_secs(30));
-    relay.out.wait_for("join 1", Duration::from_secs(30));
-    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
-    viewer.connected(Duration::from_secs(30)).await;
+    let (_relay, mut campeer, mut viewer) = watch_camera(&[
+        ("CAMPEER__VIDEO__SOURCE", node),
+        ("CAMPEER__VIDEO__FPS", "25"),
+        ("CAMPEER__AUDIO__SOURCE", "none"),
+    ])
+    .await;
 
     let first = viewer.next_video(Duration::from_secs(10)).await;
     let n0 = first.counter.expect("the written pattern's number");

@@ -6,6 +6,7 @@
 mod common;
 
 use common::psnr;
+use common::vm::{in_vm, load_loopback_camera};
 use std::path::Path;
 use std::process::Command;
 
@@ -14,13 +15,6 @@ use campeer::media::video::convert::PixelFormat;
 use campeer::media::video::v4l2::{Camera, Mode, describe};
 
 const CAMERA: &str = "/dev/video0";
-
-fn in_vm() {
-    assert!(
-        std::env::var_os("CAMPEER_VM").is_some(),
-        "run through scripts/vm-test"
-    );
-}
 
 /// Mean luma of a 16x16 patch centred at (x, y).
 fn luma(f: &I420Frame, x: usize, y: usize) -> u32 {
@@ -184,15 +178,8 @@ fn mjpeg_from_v4l2loopback_matches_the_jpeg_written() {
     use v4l::video::Output;
 
     in_vm();
-    let ko = std::env::var("CAMPEER_VM_LOOPBACK_KO").expect("set by scripts/vm-test");
-    let ok = Command::new("insmod")
-        .arg(&ko)
-        .args(["exclusive_caps=1", "video_nr=10"])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "insmod {ko}");
-    let node = Path::new("/dev/video10");
+    let node = load_loopback_camera(10);
+    let node = Path::new(&node);
     let (w, h) = (640, 480);
     let (jpeg, reference) = jpeg_and_reference(w, h);
 

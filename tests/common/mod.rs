@@ -6,6 +6,7 @@
 
 pub mod jitter;
 pub mod viewer;
+pub mod vm;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
