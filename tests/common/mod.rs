@@ -104,7 +104,8 @@ impl Relay {
             .expect("node runs (scripts/setup installs it)");
         let out = Lines::default();
         out.follow(child.stdout.take().expect("piped stdout"), "relay");
-        let line = out.wait_for("listening ", Duration::from_secs(15));
+        // Node reads its modules over 9p in the VM tests: seconds there, on a busy host more.
+        let line = out.wait_for("listening ", Duration::from_secs(45));
         let port = line["listening ".len()..]
             .trim()
             .parse()

@@ -115,15 +115,23 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
             match decoder.decode(&frame.data) {
                 Ok(Some(img)) => {
                     let counter = read_counter(&img.y, img.stride, img.width, img.height);
-                    let rows = img.y.chunks(img.stride).take(img.height as usize);
-                    let sum: u64 = rows
-                        .flat_map(|r| &r[..img.width as usize])
-                        .map(|&v| u64::from(v))
-                        .sum();
+                    // Every 4th pixel of every 4th row: as good a mean, at a sixteenth
+                    // of the work (this runs unoptimized, and under emulation in the VM).
+                    let (mut sum, mut n) = (0u64, 0u64);
+                    for row in img
+                        .y
+                        .chunks(img.stride)
+                        .take(img.height as usize)
+                        .step_by(4)
+                    {
+                        for &v in row[..img.width as usize].iter().step_by(4) {
+                            sum += u64::from(v);
+                            n += 1;
+                        }
+                    }
                     let _ = seen.send(Seen::Video(VideoFrame {
                         counter,
-                        mean_luma: (sum / (u64::from(img.width) * u64::from(img.height)).max(1))
-                            as u32,
+                        mean_luma: (sum / n.max(1)) as u32,
                         rtp_time: frame.rtp_time,
                         keyframe: frame.keyframe,
                         width: img.width,
