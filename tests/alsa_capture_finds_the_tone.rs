@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use campeer::media::audio::tone::estimate_frequency;
 use common::viewer::{Direction, Viewer};
 use common::{Campeer, Relay};
 use serde_json::json;
@@ -65,11 +64,7 @@ async fn a_file_pcm_tone_reaches_the_viewer() {
 
     let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
     viewer.connected(Duration::from_secs(15)).await;
-    let mut pcm = Vec::new();
-    while pcm.len() < 48_000 {
-        pcm.extend(viewer.next_audio(Duration::from_secs(5)).await);
-    }
-    let hz = estimate_frequency(&pcm[9_600..]);
+    let hz = viewer.tone_hz(Duration::from_secs(5)).await;
     assert!((hz - 1000.0).abs() < 10.0, "decoded {hz} Hz");
     viewer.hang_up().await;
     assert!(campeer.terminate().success());

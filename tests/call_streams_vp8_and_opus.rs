@@ -7,7 +7,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use campeer::media::audio::tone::estimate_frequency;
 use common::viewer::{Direction, Viewer};
 use common::{Campeer, Relay};
 use serde_json::json;
@@ -38,11 +37,7 @@ async fn call_and_check(direction: Direction) {
     }
 
     // The tone arrives as Opus and decodes to 440 Hz.
-    let mut pcm = Vec::new();
-    while pcm.len() < 48_000 / 2 {
-        pcm.extend(viewer.next_audio(Duration::from_secs(2)).await);
-    }
-    let hz = estimate_frequency(&pcm[4_800..]);
+    let hz = viewer.tone_hz(Duration::from_secs(2)).await;
     assert!((hz - 440.0).abs() < 5.0, "tone decoded at {hz} Hz");
 
     // PLI → keyframe within 500 ms.

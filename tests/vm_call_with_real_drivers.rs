@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use campeer::media::I420Frame;
-use campeer::media::audio::tone::estimate_frequency;
 use campeer::media::video::test_pattern::{NO_SIGNAL_LUMA, TestPattern};
 use campeer::media::video::v4l2::describe;
 use common::viewer::{Direction, Seen, Viewer};
@@ -73,16 +72,6 @@ async fn watch_camera(env: &[(&str, &str)]) -> (Relay, Campeer, Viewer) {
     (relay, campeer, viewer)
 }
 
-/// The frequency of the next second of audio the viewer decodes (its first 200 ms left
-/// out: the decoder settling, or the end of what came before).
-async fn tone_heard(viewer: &mut Viewer) -> f64 {
-    let mut pcm = Vec::new();
-    while pcm.len() < 48_000 {
-        pcm.extend(viewer.next_audio(FRAME_WAIT).await);
-    }
-    estimate_frequency(&pcm[9_600..])
-}
-
 fn modprobe(args: &[&str]) {
     let cmd = std::env::var("CAMPEER_VM_MODPROBE").expect("set by scripts/vm-test");
     let mut parts = cmd.split_whitespace();
@@ -126,7 +115,7 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
     }
     let rate = f64::from(last.rtp_time.wrapping_sub(r0)) / last.at.duration_since(t0).as_secs_f64();
     eprintln!("RTP clock against the viewer's wall clock: {rate:.0} Hz");
-    let hz = tone_heard(&mut viewer).await;
+    let hz = viewer.tone_hz(FRAME_WAIT).await;
     eprintln!("tone through snd-aloop decoded at {hz:.1} Hz");
     assert!((hz - 1000.0).abs() < 10.0, "{hz} Hz");
 
@@ -141,7 +130,7 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
         .log
         .wait_for("microphone overrun recovered", Duration::from_secs(10));
     while viewer.seen.try_recv().is_ok() {} // what was heard before the recovery
-    let hz = tone_heard(&mut viewer).await;
+    let hz = viewer.tone_hz(FRAME_WAIT).await;
     eprintln!("after an overrun, the tone decoded at {hz:.1} Hz");
     assert!((hz - 1000.0).abs() < 10.0, "after the overrun: {hz} Hz");
 

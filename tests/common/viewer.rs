@@ -419,6 +419,16 @@ impl Viewer {
         .await
     }
 
+    /// The frequency of the next second of audio decoded, its first 200 ms left out (the
+    /// decoder settling, or the end of what came before); `timeout` is per packet.
+    pub async fn tone_hz(&mut self, timeout: Duration) -> f64 {
+        let mut pcm = Vec::new();
+        while pcm.len() < 48_000 {
+            pcm.extend(self.next_audio(timeout).await);
+        }
+        campeer::media::audio::tone::estimate_frequency(&pcm[9_600..])
+    }
+
     /// Asks campeer for a keyframe the way a browser does, with an RTCP PLI.
     pub async fn send_pli(&self) {
         let track = self
