@@ -31,11 +31,11 @@ pub struct FrameAssembler {
     /// Held packets by unwrapped sequence number.
     packets: BTreeMap<u64, Packet>,
     highest: Option<u64>,
-    /// First sequence number of the next frame to decode; `None` waits for a keyframe.
-    next: Option<u64>,
     /// Packets up to here were decoded or given up: a late copy of one (a retransmission)
     /// is ignored, so an old frame never decodes after a newer one.
     done: Option<u64>,
+    /// The frame right after `done` is the next to decode; false waits for a keyframe.
+    in_order: bool,
     /// A frame was given up since the caller last asked.
     lost: bool,
 }
@@ -59,9 +59,9 @@ impl FrameAssembler {
 
     /// The next whole frame in order, if it has arrived.
     pub fn pop(&mut self) -> Option<Assembled> {
-        let start = match self.next {
-            Some(n) => n,
-            None => {
+        let start = match self.done {
+            Some(done) if self.in_order => done + 1,
+            _ => {
                 let key = self
                     .packets
                     .iter()
@@ -90,8 +90,8 @@ impl FrameAssembler {
         for s in start..=end {
             data.extend_from_slice(&self.packets.remove(&s).expect("held").data);
         }
-        self.next = Some(end + 1);
         self.done = Some(end);
+        self.in_order = true;
         Some(Assembled {
             rtp_time,
             keyframe: data.first().is_some_and(|b| b & 1 == 0),
@@ -107,16 +107,13 @@ impl FrameAssembler {
     pub fn gave_up(&mut self, now: Instant) -> bool {
         let stale = |p: &Packet| now.duration_since(p.arrived) > PATIENCE;
         if self.packets.values().next().is_some_and(stale) {
-            let fresh = self
+            let keep = self
                 .packets
                 .iter()
                 .find(|(_, p)| !stale(p))
-                .map(|(&s, _)| s);
-            self.packets = match fresh {
-                Some(s) => self.packets.split_off(&s),
-                None => BTreeMap::new(),
-            };
-            self.done = Some(fresh.map_or_else(|| self.highest.unwrap_or(0), |s| s - 1));
+                .map_or(self.highest.unwrap_or(0) + 1, |(&s, _)| s);
+            self.packets = self.packets.split_off(&keep);
+            self.done = Some(keep - 1);
             self.resync();
         }
         std::mem::take(&mut self.lost)
@@ -124,7 +121,7 @@ impl FrameAssembler {
 
     /// The frames that follow are useless until a keyframe: one was lost, or failed to decode.
     pub fn resync(&mut self) {
-        self.next = None;
+        self.in_order = false;
         self.lost = true;
     }
 
