@@ -133,15 +133,15 @@ impl Microphone {
 /// alsa-lib prints its own diagnostics on stderr (eight lines for a missing `default`
 /// card, every second while a microphone is away); while this lives they go to this
 /// thread's debug log instead, and the error campeer returns says what failed.
-pub struct AlsaLibMessages(Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>>);
+struct AlsaLibMessages(Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>>);
 
 impl AlsaLibMessages {
-    pub fn capture() -> Self {
+    fn capture() -> Self {
         Self(alsa::Output::local_error_handler().ok())
     }
 
     /// What alsa-lib said on this thread since `capture`.
-    pub fn text(&self) -> String {
+    fn text(&self) -> String {
         self.0
             .as_ref()
             .map(|out| out.borrow().to_string())
@@ -266,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn alsa_libs_own_messages_are_collected_not_printed() {
+    fn alsa_libs_own_messages_are_collected_and_the_error_names_the_pcm() {
         let e = Microphone::open("campeer_no_such_pcm")
             .err()
             .expect("no such PCM");
