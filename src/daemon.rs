@@ -35,7 +35,8 @@ async fn embedded_relay(
     } else {
         addr.ip()
     };
-    info!("no signaling.url: watch at http://{addr}/ (any address of this host)");
+    let urls = crate::signaling::addresses::watch_urls("http", addr);
+    info!("no signaling.url: watch at {}", urls.join(" or "));
     Ok((
         format!("http://{}", std::net::SocketAddr::new(host, addr.port())),
         Some(task),

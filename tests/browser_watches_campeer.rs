@@ -1,6 +1,7 @@
 //! Debian's Chromium, headless through playwright-core, watches campeer: the viewer page
 //! on the embedded server and through the npm relay, the reference page (sendrecv, its own fake camera) through
-//! the npm relay, a watch-only page whose host candidates are mDNS names, and two tabs.
+//! the npm relay, a watch-only page whose host candidates are mDNS names, two tabs, and
+//! twenty fresh loads in a row.
 //! The checks run in `tests/browser/watch.js` from the page's getStats() and pixels;
 //! screenshots land in `target/browser-screenshots/`.
 
@@ -38,7 +39,7 @@ fn watch(mode: &str, page: &str) {
         status.success(),
         "the browser check {mode} failed (see its FAIL line above)"
     );
-    if mode != "two-tabs" {
+    if !matches!(mode, "two-tabs" | "reloads") {
         assert!(
             out.join(format!("{mode}.png")).is_file(),
             "screenshot saved"
@@ -91,5 +92,16 @@ fn two_tabs_watch_at_once() {
     let (mut campeer, url) = embedded();
     watch("two-tabs", &format!("{url}/"));
     assert_eq!(campeer.log.count("answer sent"), 2, "one session per tab");
+    assert!(campeer.terminate().success());
+}
+
+/// A person who opens the page always sees the camera: twenty loads in a row, each in a
+/// fresh browser context, each plays (a join lost to the relay's connect race once left
+/// a page waiting for an answer forever).
+#[test]
+fn every_fresh_page_load_plays() {
+    let (mut campeer, url) = embedded();
+    watch("reloads", &format!("{url}/"));
+    assert_eq!(campeer.log.count("answer sent"), 20, "one session per load");
     assert!(campeer.terminate().success());
 }

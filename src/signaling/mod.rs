@@ -2,6 +2,8 @@
 //! Socket.IO client that speaks it to the relay, and the embedded relay for a camera
 //! that has none.
 
+#[cfg(feature = "embedded-server")]
+pub mod addresses;
 pub mod client;
 pub mod protocol;
 #[cfg(feature = "embedded-server")]

@@ -13,6 +13,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,7 @@ const VIEWER_PAGE: &str = include_str!("../../web/viewer.html");
 const SOCKET_IO_CLIENT: &str = include_str!("../../web/socket.io.min.js");
 
 #[derive(Debug, thiserror::Error)]
-#[error("signaling.listen {addr}: {source}")]
+#[error("cannot serve on signaling.listen = {addr}")]
 pub struct ServerError {
     addr: SocketAddr,
     source: std::io::Error,
@@ -37,48 +38,62 @@ fn room_key(room: &Value) -> String {
 /// The relay's whole behaviour: `joinRoom`, and three messages forwarded to the other
 /// sockets of the sender's room with only the named field kept.
 ///
+/// The handlers are registered in a connect *middleware*: socketioxide 0.18 sends the
+/// CONNECT packet before it calls the namespace handler (`ns.rs`), so a page that emits
+/// `joinRoom` in its "connect" callback could reach a socket with no handler yet on a
+/// busy runtime, and the join was lost. Middleware runs before CONNECT is sent.
+///
 /// socketioxide runs each event's future as its own task, which would let a candidate
 /// overtake the answer sent just before it. The handler closures themselves run in
 /// arrival order, so they only queue the message; one task per socket forwards the queue
 /// in order, as the single-threaded Node relay does.
 fn relay(io: &SocketIo) {
-    let io = io.clone();
-    io.clone().ns("/", move |s: SocketRef| {
-        debug!(sid = %s.id, "socket connected");
-        let (tx, mut queue) = mpsc::unbounded_channel::<(String, &'static str, Value)>();
-        let (io, sid) = (io.clone(), s.id);
-        // Holds no SocketRef, so it ends when the socket's handlers (and their senders) drop.
-        tokio::spawn(async move {
-            while let Some((room, event, body)) = queue.recv().await {
-                if let Err(e) = io.to(room).except(sid).emit(event, &body).await {
-                    warn!(event, "relay: {e}");
-                }
+    let io2 = io.clone();
+    let register = move |s: SocketRef| {
+        register_handlers(&io2, &s);
+        std::future::ready(Ok::<(), std::convert::Infallible>(()))
+    };
+    io.ns(
+        "/",
+        (async |s: SocketRef| debug!(sid = %s.id, "socket connected")).with(register),
+    );
+}
+
+fn register_handlers(io: &SocketIo, s: &SocketRef) {
+    let (tx, mut queue) = mpsc::unbounded_channel::<(String, &'static str, Value)>();
+    let (io, sid) = (io.clone(), s.id);
+    // Holds no SocketRef, so it ends when the socket's handlers (and their senders) drop.
+    tokio::spawn(async move {
+        while let Some((room, event, body)) = queue.recv().await {
+            if let Err(e) = io.to(room).except(sid).emit(event, &body).await {
+                warn!(event, "relay: {e}");
             }
-        });
-        s.on("joinRoom", |s: SocketRef, Data(room): Data<Value>| {
-            info!(sid = %s.id, %room, "relay: socket joined room");
-            s.join(room_key(&room));
-            std::future::ready(())
-        });
-        for (incoming, field, outgoing) in [
-            ("sendOffer", "offer", "receiveOffer"),
-            ("sendAnswer", "answer", "receiveAnswer"),
-            ("sendCandidate", "candidate", "receiveCandidate"),
-        ] {
-            let tx = tx.clone();
-            s.on(incoming, move |s: SocketRef, Data(msg): Data<Value>| {
-                match msg.get("room") {
-                    Some(room) => {
-                        let body = json!({ field: msg.get(field).cloned().unwrap_or(Value::Null) });
-                        let _ = tx.send((room_key(room), outgoing, body));
-                    }
-                    None => warn!(sid = %s.id, event = incoming, "relay: message without a room dropped"),
-                }
-                std::future::ready(())
-            });
         }
+    });
+    s.on("joinRoom", |s: SocketRef, Data(room): Data<Value>| {
+        info!(sid = %s.id, %room, "relay: socket joined room");
+        s.join(room_key(&room));
         std::future::ready(())
     });
+    for (incoming, field, outgoing) in [
+        ("sendOffer", "offer", "receiveOffer"),
+        ("sendAnswer", "answer", "receiveAnswer"),
+        ("sendCandidate", "candidate", "receiveCandidate"),
+    ] {
+        let tx = tx.clone();
+        s.on(incoming, move |s: SocketRef, Data(msg): Data<Value>| {
+            match msg.get("room") {
+                Some(room) => {
+                    let body = json!({ field: msg.get(field).cloned().unwrap_or(Value::Null) });
+                    let _ = tx.send((room_key(room), outgoing, body));
+                }
+                None => {
+                    warn!(sid = %s.id, event = incoming, "relay: message without a room dropped")
+                }
+            }
+            std::future::ready(())
+        });
+    }
 }
 
 /// Binds `listen` and serves until `cancel`. Returns the bound address (port 0 picks one).

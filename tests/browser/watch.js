@@ -2,9 +2,10 @@
 // from the page's own getStats() and pixels, that campeer's stream plays. Run by
 // tests/browser_watches_campeer.rs; exits non-zero with a reason on any failure.
 //
-// Environment: MODE (viewer | viewer-external | reference | mdns | two-tabs), PAGE (URL
+// Environment: MODE (viewer | viewer-external | reference | mdns | two-tabs | reloads), PAGE (URL
 // to open; for reference and viewer-external, the external relay's URL, and the page is
-// served from here), WIDTH, HEIGHT (configured video size), OUT (folder for screenshots).
+// served from here), WIDTH, HEIGHT (configured video size), OUT (folder for screenshots),
+// LOADS (reloads: how many fresh loads, 20 by default).
 const { chromium } = require("playwright-core");
 const fs = require("fs");
 const http = require("http");
@@ -13,6 +14,7 @@ const path = require("path");
 const { MODE, OUT } = process.env;
 let PAGE = process.env.PAGE;
 const WIDTH = Number(process.env.WIDTH), HEIGHT = Number(process.env.HEIGHT);
+const LOADS = Number(process.env.LOADS || 20);
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
   "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"];
@@ -120,7 +122,21 @@ function servePage(file) {
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: flags, headless: true });
   const context = await browser.newContext(mdns ? { permissions: [] } : {});
   try {
-    if (MODE === "two-tabs") {
+    if (MODE === "reloads") {
+      // Each load is a new person: a fresh context (no cache, no storage), the page's own
+      // first join and call, and its first decoded frame.
+      for (let i = 1; i <= LOADS; i++) {
+        const fresh = await browser.newContext();
+        const page = await fresh.newPage();
+        const t0 = Date.now();
+        await page.goto(PAGE);
+        await waitFor(page, `load ${i}: video frames decoded`, (s) => s.video && s.video.framesDecoded > 0, 20000);
+        const calls = await page.evaluate(() => window.campeerViewer.calls);
+        console.log(`load ${i}: first frame ${Date.now() - t0} ms after navigation, ${calls} call(s)`);
+        if (calls !== 1) fail(`load ${i}: the first call was not answered (${calls} calls made)`);
+        await fresh.close();
+      }
+    } else if (MODE === "two-tabs") {
       const [a, b] = [await context.newPage(), await context.newPage()];
       await a.goto(PAGE);
       await b.goto(PAGE);
