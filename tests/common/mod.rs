@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod ffmpeg;
 pub mod jitter;
 pub mod viewer;
 pub mod vm;
