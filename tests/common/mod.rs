@@ -15,6 +15,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use viewer::{Direction, Viewer};
+
+/// How long a test waits for campeer to join its room and for a call to connect. Only
+/// to keep a broken run from hanging, so long enough for a build under emulation (the
+/// VM, the emulated board); how long these take is measured in benches/, not here.
+pub const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Lines a child process printed, shared with the thread that reads them.
 #[derive(Clone, Default)]
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
@@ -116,6 +124,12 @@ impl Relay {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the `n`th join of room 1 this relay has seen (campeer's, while no
+    /// viewer has joined).
+    pub fn wait_for_join(&self, n: usize) {
+        self.out.wait_for_n("join 1", n, JOIN_DEADLINE);
     }
 
     pub fn stop(&mut self) {
@@ -229,6 +243,24 @@ impl Drop for Campeer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The npm relay, and campeer (`env` as for [`Campeer::start`]) joined to its room 1 there.
+pub fn campeer_in_relay_room(env: &[(&str, &str)]) -> (Relay, Campeer) {
+    let relay = Relay::start();
+    let campeer = Campeer::start(Some(&relay.url()), env);
+    relay.wait_for_join(1);
+    (relay, campeer)
+}
+
+/// [`campeer_in_relay_room`], and a viewer that called campeer through the relay, connected.
+pub async fn call_through_relay(
+    env: &[(&str, &str)],
+    direction: Direction,
+) -> (Relay, Campeer, Viewer) {
+    let (relay, campeer) = campeer_in_relay_room(env);
+    let viewer = Viewer::connect(&relay.url(), direction).await;
+    (relay, campeer, viewer)
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.

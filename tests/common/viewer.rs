@@ -370,6 +370,13 @@ impl Viewer {
         }
     }
 
+    /// Calls campeer in room 1 on the relay at `url`; returns once the call is connected.
+    pub async fn connect(url: &str, direction: Direction) -> Viewer {
+        let mut viewer = Self::call(url, json!(1), direction).await;
+        viewer.connected(super::CONNECT_DEADLINE).await;
+        viewer
+    }
+
     /// Waits for the next event matching `pick`, up to `timeout`.
     pub async fn expect<T>(
         &mut self,
@@ -409,6 +416,14 @@ impl Viewer {
             _ => None,
         })
         .await
+    }
+
+    /// The test pattern's frame counter read back from the next frame.
+    pub async fn next_counter(&mut self, timeout: Duration) -> u32 {
+        self.next_video(timeout)
+            .await
+            .counter
+            .expect("the pattern's counter reads back")
     }
 
     pub async fn next_audio(&mut self, timeout: Duration) -> Vec<i16> {
