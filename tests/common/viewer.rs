@@ -455,6 +455,22 @@ impl Viewer {
         send_pli(track.as_ref()).await;
     }
 
+    /// Asks for a keyframe with a PLI and waits up to `timeout` for one, passing over what
+    /// was decoded before; returns it with the time from the PLI to its arrival.
+    pub async fn keyframe_after_pli(&mut self, timeout: Duration) -> (VideoFrame, Duration) {
+        while self.seen.try_recv().is_ok() {}
+        let asked = Instant::now();
+        self.send_pli().await;
+        let key = self
+            .expect(timeout, |s| match s {
+                Seen::Video(f) if f.keyframe => Some(f),
+                _ => None,
+            })
+            .await;
+        let took = key.at.saturating_duration_since(asked);
+        (key, took)
+    }
+
     pub async fn hang_up(self) {
         for t in &self.tasks {
             t.abort();
