@@ -98,7 +98,9 @@ fn the_rate_vivid_grants_is_the_one_reported() {
         "vivid's webcam input gives 25 fps at 640x480, got {}",
         m.fps
     );
-    // Driver timestamps, not dequeue time: 10 frames span 9 periods of 40 ms.
+    // Driver timestamps, not dequeue time: 10 frames span 9 periods of 40 ms. (vivid stamps
+    // frame n at n periods after the start however late it is dequeued: this compares
+    // the driver's own clock, so emulation's pace cannot fail it.)
     let mut frame = I420Frame::new(m.width, m.height);
     camera.next_frame(&mut frame).unwrap();
     let first = frame.captured;
