@@ -17,7 +17,7 @@ use campeer::media::video::test_pattern::{NO_SIGNAL_LUMA, TestPattern};
 use campeer::media::video::v4l2::describe;
 use common::viewer::{Direction, Seen, VideoFrame, Viewer};
 use common::vm::{in_vm, load_loopback_camera};
-use common::{Campeer, Relay, call_through_relay};
+use common::{Campeer, Relay, START_DEADLINE, call_through_relay};
 
 /// Plays a 1 kHz tone into the loopback card's playback side for `secs` seconds.
 fn play_tone(secs: u32) -> Child {
@@ -73,9 +73,7 @@ fn live_frame(seen: Seen) -> Option<VideoFrame> {
 /// connected to it.
 async fn watch_camera(env: &[(&str, &str)]) -> (Relay, Campeer, Viewer) {
     let (relay, campeer, viewer) = call_through_relay(env, Direction::RecvOnly).await;
-    campeer
-        .log
-        .wait_for("camera streaming", Duration::from_secs(30));
+    campeer.log.wait_for("camera streaming", START_DEADLINE);
     (relay, campeer, viewer)
 }
 
