@@ -2,25 +2,14 @@
 //! copy of the same frame as the in-run baseline (the machine is shared and noisy).
 //! Frames are recorded by Debian's ffmpeg from its testsrc2 pattern.
 
+#[path = "../tests/common/ffmpeg.rs"]
+mod ffmpeg;
+
 use std::hint::black_box;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use campeer::media::I420Frame;
 use campeer::media::video::convert::{Converter, PixelFormat};
-
-fn record(w: u32, h: u32, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={w}x{h}:rate=1"))
-        .args(["-frames:v", "1"])
-        .args(args)
-        .arg("-")
-        .output()
-        .expect("ffmpeg runs (scripts/setup installs it)");
-    assert!(out.status.success());
-    out.stdout
-}
 
 /// Runs `f` for about a second; returns calls per second.
 fn rate(mut f: impl FnMut()) -> f64 {
@@ -36,8 +25,8 @@ fn main() {
     println!("| size | conversion | frames/s | copy of the same bytes, frames/s | ratio |");
     println!("|---|---|---|---|---|");
     for (w, h) in [(640, 480), (1280, 720)] {
-        let yuyv = record(w, h, &["-pix_fmt", "yuyv422", "-f", "rawvideo"]);
-        let jpeg = record(w, h, &["-q:v", "3", "-f", "mjpeg"]);
+        let yuyv = ffmpeg::testsrc2_raw(w, h, "yuyv422");
+        let jpeg = ffmpeg::testsrc2_jpeg(w, h, 3);
         let mut frame = I420Frame::new(w, h);
         let mut converter = Converter::default();
         for (name, format, src) in [

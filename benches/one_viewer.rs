@@ -1,6 +1,6 @@
 //! What one viewer costs: offer → answer inside campeer, offer → first decoded frame at
-//! the viewer, and campeer's CPU share at 640x480@30 over 20 s. Run by
-//! `scripts/bench`; figures go to BENCHMARKS.md, never into assertions.
+//! the viewer, campeer's CPU share at 640x480@30 over 20 s, and how soon a PLI brings a
+//! keyframe. Run by `scripts/bench`; figures go to BENCHMARKS.md, never into assertions.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -8,25 +8,20 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::viewer::{Direction, Viewer};
-use common::{Campeer, Relay, cpu_seconds};
+use common::{campeer_in_relay_room, cpu_seconds};
 use serde_json::json;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(
-        Some(&relay.url()),
-        &[
-            ("CAMPEER__VIDEO__WIDTH", "640"),
-            ("CAMPEER__VIDEO__HEIGHT", "480"),
-            ("CAMPEER__VIDEO__BITRATE_KBPS", "1000"),
-            (
-                "RUST_LOG",
-                "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error",
-            ),
-        ],
-    );
-    relay.out.wait_for("join 1", Duration::from_secs(20));
+    let (relay, mut campeer) = campeer_in_relay_room(&[
+        ("CAMPEER__VIDEO__WIDTH", "640"),
+        ("CAMPEER__VIDEO__HEIGHT", "480"),
+        ("CAMPEER__VIDEO__BITRATE_KBPS", "1000"),
+        (
+            "RUST_LOG",
+            "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error",
+        ),
+    ]);
     let pid = campeer.pid();
     let idle_t = Instant::now();
     let idle_cpu = cpu_seconds(pid);
@@ -68,6 +63,24 @@ async fn main() {
         "frames decoded by the viewer: {frames} ({:.1} fps)",
         f64::from(frames) / wall
     );
+
+    // PLI → keyframe, a second of video apart (a periodic keyframe, every 10 s, may land
+    // in one of the windows: the median is the figure).
+    let mut pli = Vec::new();
+    for _ in 0..PLI_REQUESTS {
+        for _ in 0..30 {
+            viewer.next_video(Duration::from_secs(2)).await;
+        }
+        pli.push(viewer.keyframe_after_pli(Duration::from_secs(5)).await.1);
+    }
+    pli.sort();
+    println!(
+        "PLI -> keyframe decoded at the viewer, {PLI_REQUESTS} requests: median {:?}, worst {:?}",
+        pli[pli.len() / 2],
+        pli[pli.len() - 1]
+    );
     viewer.hang_up().await;
     assert!(campeer.terminate().success());
 }
+
+const PLI_REQUESTS: usize = 10;

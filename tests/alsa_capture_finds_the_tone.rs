@@ -5,32 +5,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::viewer::{Direction, Viewer};
-use common::{Campeer, Relay};
-use serde_json::json;
+use common::viewer::Direction;
+use common::{call_through_relay, ffmpeg};
 
-fn alsa_config(dir: &Path) -> std::path::PathBuf {
+/// An alsa-lib configuration in `dir` whose PCM `tonefile` plays a 1 kHz tone.
+fn alsa_config(dir: &Path) -> PathBuf {
     let tone = dir.join("tone.raw");
-    let ok = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000:duration=4",
-        ])
-        .args(["-f", "s16le", "-ac", "1"])
-        .arg(&tone)
-        .status()
-        .expect("ffmpeg runs (scripts/setup installs it)")
-        .success();
-    assert!(ok);
+    std::fs::write(&tone, ffmpeg::sine_s16le(1000, 4)).unwrap();
     let conf = dir.join("asound.conf");
     std::fs::write(
         &conf,
@@ -45,25 +29,20 @@ fn alsa_config(dir: &Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_pcm_tone_reaches_the_viewer() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alsa");
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = alsa_config(&dir);
-    let relay = Relay::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = alsa_config(dir.path());
     let conf = conf.to_string_lossy().into_owned();
-    let mut campeer = Campeer::start(
-        Some(&relay.url()),
+    let (_relay, mut campeer, mut viewer) = call_through_relay(
         &[
             ("CAMPEER__AUDIO__SOURCE", "tonefile"),
             ("ALSA_CONFIG_PATH", &conf),
         ],
-    );
+        Direction::RecvOnly,
+    )
+    .await;
     campeer
         .log
         .wait_for("microphone capturing at 48 kHz", Duration::from_secs(20));
-    relay.out.wait_for("join 1", Duration::from_secs(20));
-
-    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
-    viewer.connected(Duration::from_secs(15)).await;
     let hz = viewer.tone_hz(Duration::from_secs(5)).await;
     assert!((hz - 1000.0).abs() < 10.0, "decoded {hz} Hz");
     viewer.hang_up().await;

@@ -18,8 +18,8 @@ use webrtc::peer_connection::{
     RTCConfigurationBuilder, register_default_interceptors,
 };
 
-use common::viewer::{Direction, Viewer};
-use common::{Campeer, Relay};
+use common::call_through_relay;
+use common::viewer::Direction;
 
 struct Quiet;
 #[async_trait::async_trait]
@@ -93,16 +93,8 @@ fn offer(sdp: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_the_room_is_logged_and_the_running_call_goes_on() {
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
-    relay.out.wait_for("join 1", Duration::from_secs(20));
-    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
-    viewer.connected(Duration::from_secs(15)).await;
-    let before = viewer
-        .next_video(Duration::from_secs(5))
-        .await
-        .counter
-        .unwrap();
+    let (relay, mut campeer, mut viewer) = call_through_relay(&[], Direction::RecvOnly).await;
+    let before = viewer.next_counter(Duration::from_secs(5)).await;
 
     let t = troll(&relay.url()).await;
     let no_vp8 = offer_without_vp8().await;
@@ -157,11 +149,7 @@ async fn garbage_in_the_room_is_logged_and_the_running_call_goes_on() {
     // The call that was running never noticed.
     let mut last = before;
     for _ in 0..30 {
-        let n = viewer
-            .next_video(Duration::from_secs(2))
-            .await
-            .counter
-            .unwrap();
+        let n = viewer.next_counter(Duration::from_secs(2)).await;
         assert!(n > last, "counter went from {last} to {n}");
         last = n;
     }

@@ -40,5 +40,10 @@ fn bad_values_stop_the_daemon_naming_the_key() {
         }
     }
     let out = campeer(&["--config", "/nonexistent/campeer.toml"], &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/campeer.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a missing --config file was accepted"
+    );
+    assert!(err.contains("/nonexistent/campeer.toml"), "{err}");
 }

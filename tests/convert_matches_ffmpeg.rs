@@ -4,9 +4,8 @@
 
 mod common;
 
+use common::ffmpeg;
 use common::psnr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use campeer::media::I420Frame;
 use campeer::media::video::convert::{ConvertError, Converter, PixelFormat};
@@ -14,33 +13,8 @@ use campeer::media::video::convert::{ConvertError, Converter, PixelFormat};
 const W: u32 = 320;
 const H: u32 = 240;
 
-/// Records one frame of the pattern as `pix_fmt` (or a JPEG) and returns its bytes.
-fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
-    let out = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={W}x{H}:rate=1"))
-        .args(["-frames:v", "1"])
-        .args(args)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg runs (scripts/setup installs it)");
-    assert!(status.success(), "ffmpeg {args:?}");
-    std::fs::read(out).unwrap()
-}
-
-fn raw(dir: &Path, pix_fmt: &str) -> Vec<u8> {
-    ffmpeg(
-        dir,
-        &format!("frame.{pix_fmt}"),
-        &["-pix_fmt", pix_fmt, "-f", "rawvideo"],
-    )
-}
-
-fn workdir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn raw(pix_fmt: &str) -> Vec<u8> {
+    ffmpeg::testsrc2_raw(W, H, pix_fmt)
 }
 
 fn convert(format: PixelFormat, src: &[u8]) -> I420Frame {
@@ -53,15 +27,14 @@ fn convert(format: PixelFormat, src: &[u8]) -> I420Frame {
 
 #[test]
 fn every_format_matches_ffmpegs_i420() {
-    let dir = workdir();
-    let reference = raw(&dir, "yuv420p");
+    let reference = raw("yuv420p");
     assert_eq!(
         convert(PixelFormat::Yu12, &reference).data,
         reference,
         "YU12 is a copy"
     );
     assert_eq!(
-        convert(PixelFormat::Nv12, &raw(&dir, "nv12")).data,
+        convert(PixelFormat::Nv12, &raw("nv12")).data,
         reference,
         "NV12 is exact"
     );
@@ -69,28 +42,22 @@ fn every_format_matches_ffmpegs_i420() {
         (PixelFormat::Yuyv, "yuyv422"),
         (PixelFormat::Uyvy, "uyvy422"),
     ] {
-        let db = psnr(&convert(format, &raw(&dir, pix_fmt)).data, &reference);
+        let db = psnr(&convert(format, &raw(pix_fmt)).data, &reference);
         eprintln!("{format:?}: {db:.1} dB");
         assert!(db >= 40.0, "{format:?}: {db:.1} dB");
     }
-    let jpeg = ffmpeg(&dir, "frame.jpg", &["-q:v", "2", "-f", "image2"]);
-    // ffmpeg's own decode of that JPEG, to video-range I420.
-    let decoded = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(dir.join("frame.jpg"))
-        .args(["-pix_fmt", "yuv420p", "-f", "rawvideo", "-"])
-        .output()
-        .unwrap()
-        .stdout;
-    let db = psnr(&convert(PixelFormat::Mjpeg, &jpeg).data, &decoded);
+    let jpeg = ffmpeg::testsrc2_jpeg(W, H, 2);
+    let db = psnr(
+        &convert(PixelFormat::Mjpeg, &jpeg).data,
+        &ffmpeg::jpeg_to_i420(&jpeg),
+    );
     eprintln!("MJPEG: {db:.1} dB");
     assert!(db >= 40.0, "MJPEG: {db:.1} dB");
 }
 
 #[test]
 fn padded_lines_are_honoured() {
-    let dir = workdir();
-    let yuyv = raw(&dir, "yuyv422");
+    let yuyv = raw("yuyv422");
     let line = W as usize * 2;
     let stride = line + 64;
     let mut padded = vec![0xAB; stride * H as usize];
@@ -117,11 +84,7 @@ fn bad_frames_are_errors_not_panics() {
         c.convert(PixelFormat::Mjpeg, b"not a jpeg", 0, &mut out),
         Err(ConvertError::Jpeg(_))
     ));
-    let small = ffmpeg(
-        &workdir(),
-        "small.jpg",
-        &["-vf", "scale=160:120", "-f", "image2"],
-    );
+    let small = ffmpeg::testsrc2_jpeg(W / 2, H / 2, 2);
     assert!(matches!(
         c.convert(PixelFormat::Mjpeg, &small, 0, &mut out),
         Err(ConvertError::JpegSize { .. })

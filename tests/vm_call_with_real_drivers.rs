@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use campeer::media::I420Frame;
 use campeer::media::video::test_pattern::{NO_SIGNAL_LUMA, TestPattern};
 use campeer::media::video::v4l2::describe;
-use common::viewer::{Direction, Seen, Viewer};
+use common::viewer::{Direction, Seen, VideoFrame, Viewer};
 use common::vm::{in_vm, load_loopback_camera};
-use common::{Campeer, Relay};
-use serde_json::json;
+use common::{Campeer, Relay, START_DEADLINE, call_through_relay};
 
 /// Plays a 1 kHz tone into the loopback card's playback side for `secs` seconds.
 fn play_tone(secs: u32) -> Child {
@@ -58,17 +57,23 @@ fn play_tone(secs: u32) -> Child {
 /// was seen to stall campeer for 3 s.
 const FRAME_WAIT: Duration = Duration::from_secs(10);
 
+/// The longest wait for the picture to change when the camera goes or comes back: only
+/// against a hang (live frames came back 6.2 s after a replug at worst, on a busy host).
+const CAMERA_CHANGE_WAIT: Duration = Duration::from_secs(30);
+
+/// Picks a live frame: the camera's picture, not campeer's numbered pattern.
+fn live_frame(seen: Seen) -> Option<VideoFrame> {
+    match seen {
+        Seen::Video(f) if f.counter.is_none() => Some(f),
+        _ => None,
+    }
+}
+
 /// The relay, campeer streaming a camera (`env` names it) into the room, and a viewer
 /// connected to it.
 async fn watch_camera(env: &[(&str, &str)]) -> (Relay, Campeer, Viewer) {
-    let relay = Relay::start();
-    let campeer = Campeer::start(Some(&relay.url()), env);
-    campeer
-        .log
-        .wait_for("camera streaming", Duration::from_secs(30));
-    relay.out.wait_for("join 1", Duration::from_secs(30));
-    let mut viewer = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
-    viewer.connected(Duration::from_secs(30)).await;
+    let (relay, campeer, viewer) = call_through_relay(env, Direction::RecvOnly).await;
+    campeer.log.wait_for("camera streaming", START_DEADLINE);
     (relay, campeer, viewer)
 }
 
@@ -161,7 +166,7 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
         false
     });
     let grey = viewer
-        .expect(Duration::from_secs(10), |s| match s {
+        .expect(CAMERA_CHANGE_WAIT, |s| match s {
             Seen::Video(f)
                 if f.counter.is_some() && f.mean_luma.abs_diff(u32::from(NO_SIGNAL_LUMA)) < 12 =>
             {
@@ -179,17 +184,12 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
     let away = viewer.next_video(FRAME_WAIT).await;
     assert!(away.counter.is_some(), "no signal while unplugged");
 
-    // Replug: live frames again soon after the device's return.
+    // Replug: live frames again after the device's return.
     modprobe(&["vivid", "n_devs=1", "node_types=0x1"]);
     let back = Instant::now();
-    let again = viewer
-        .expect(Duration::from_secs(10), |s| match s {
-            Seen::Video(f) if f.counter.is_none() => Some(f),
-            _ => None,
-        })
-        .await;
+    let again = viewer.expect(CAMERA_CHANGE_WAIT, live_frame).await;
     // Measured 0.6-2.2 s here, once 6.2 s with the host busy: under emulation the time is
-    // reported (BENCHMARKS.md), and the 10 s above is what fails.
+    // reported (BENCHMARKS.md), never asserted.
     let took = again.at.saturating_duration_since(back);
     eprintln!("live frames again {took:?} after modprobe");
     assert_eq!((again.width, again.height), (640, 360));
@@ -213,15 +213,15 @@ async fn call_on_real_drivers_survives_unplug_and_replug() {
         );
     }
     ctl("percentage_of_dropped_buffers=0");
+    // An injected QBUF error fails the stream: campeer reopens the camera, and live
+    // frames follow.
+    let opened = campeer.log.count("camera streaming");
     ctl("inject_vidioc_qbuf_error=1");
-    let injected = Instant::now();
-    // Whatever campeer does about it (reopen), live frames are back soon.
-    let mut live_again = false;
-    while !live_again && injected.elapsed() < Duration::from_secs(8) {
-        live_again = viewer.next_video(FRAME_WAIT).await.counter.is_none()
-            && injected.elapsed() > Duration::from_secs(2);
-    }
-    assert!(live_again, "live frames after an injected QBUF error");
+    campeer
+        .log
+        .wait_for_n("camera streaming", opened + 1, CAMERA_CHANGE_WAIT);
+    while viewer.seen.try_recv().is_ok() {} // what was decoded before the reopen
+    viewer.expect(CAMERA_CHANGE_WAIT, live_frame).await;
 
     viewer.hang_up().await;
     assert!(campeer.terminate().success());

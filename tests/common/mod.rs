@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod ffmpeg;
 pub mod jitter;
 pub mod viewer;
 pub mod vm;
@@ -13,6 +14,15 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use viewer::{Direction, Viewer};
+
+/// How long a test waits for the relay to listen, for campeer to join its room and for a
+/// call to connect. Only to keep a broken run from hanging, so long enough for emulation
+/// on a busy host (the VM's node read its modules over 9p for more than 45 s once); how
+/// long these take is measured in benches/, not here.
+pub const START_DEADLINE: Duration = Duration::from_secs(120);
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Lines a child process printed, shared with the thread that reads them.
 #[derive(Clone, Default)]
@@ -104,8 +114,7 @@ impl Relay {
             .expect("node runs (scripts/setup installs it)");
         let out = Lines::default();
         out.follow(child.stdout.take().expect("piped stdout"), "relay");
-        // Node reads its modules over 9p in the VM tests: seconds there, on a busy host more.
-        let line = out.wait_for("listening ", Duration::from_secs(45));
+        let line = out.wait_for("listening ", START_DEADLINE);
         let port = line["listening ".len()..]
             .trim()
             .parse()
@@ -115,6 +124,12 @@ impl Relay {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the `n`th join of room 1 this relay has seen (campeer's, while no
+    /// viewer has joined).
+    pub fn wait_for_join(&self, n: usize) {
+        self.out.wait_for_n("join 1", n, START_DEADLINE);
     }
 
     pub fn stop(&mut self) {
@@ -186,17 +201,14 @@ impl Campeer {
         let mut all = vec![("CAMPEER__SIGNALING__LISTEN", "127.0.0.1:0")];
         all.extend_from_slice(env);
         let me = Self::start(None, &all);
-        let line = me
-            .log
-            .wait_for("viewer page listening", Duration::from_secs(20));
+        let line = me.log.wait_for("viewer page listening", START_DEADLINE);
         let addr = line
             .split("addr=")
             .nth(1)
             .and_then(|a| a.split_whitespace().next())
             .expect("the log names the address")
             .to_owned();
-        me.log
-            .wait_for("socket joined room", Duration::from_secs(20));
+        me.log.wait_for("socket joined room", START_DEADLINE);
         (me, format!("http://{addr}"))
     }
 
@@ -228,6 +240,24 @@ impl Drop for Campeer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The npm relay, and campeer (`env` as for [`Campeer::start`]) joined to its room 1 there.
+pub fn campeer_in_relay_room(env: &[(&str, &str)]) -> (Relay, Campeer) {
+    let relay = Relay::start();
+    let campeer = Campeer::start(Some(&relay.url()), env);
+    relay.wait_for_join(1);
+    (relay, campeer)
+}
+
+/// [`campeer_in_relay_room`], and a viewer that called campeer through the relay, connected.
+pub async fn call_through_relay(
+    env: &[(&str, &str)],
+    direction: Direction,
+) -> (Relay, Campeer, Viewer) {
+    let (relay, campeer) = campeer_in_relay_room(env);
+    let viewer = Viewer::connect(&relay.url(), direction).await;
+    (relay, campeer, viewer)
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.

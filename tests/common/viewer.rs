@@ -370,6 +370,13 @@ impl Viewer {
         }
     }
 
+    /// Calls campeer in room 1 on the relay at `url`; returns once the call is connected.
+    pub async fn connect(url: &str, direction: Direction) -> Viewer {
+        let mut viewer = Self::call(url, json!(1), direction).await;
+        viewer.connected(super::CONNECT_DEADLINE).await;
+        viewer
+    }
+
     /// Waits for the next event matching `pick`, up to `timeout`.
     pub async fn expect<T>(
         &mut self,
@@ -411,6 +418,14 @@ impl Viewer {
         .await
     }
 
+    /// The test pattern's frame counter read back from the next frame.
+    pub async fn next_counter(&mut self, timeout: Duration) -> u32 {
+        self.next_video(timeout)
+            .await
+            .counter
+            .expect("the pattern's counter reads back")
+    }
+
     pub async fn next_audio(&mut self, timeout: Duration) -> Vec<i16> {
         self.expect(timeout, |s| match s {
             Seen::Audio(a) => Some(a),
@@ -438,6 +453,22 @@ impl Viewer {
             .clone()
             .expect("video track arrived");
         send_pli(track.as_ref()).await;
+    }
+
+    /// Asks for a keyframe with a PLI and waits up to `timeout` for one, passing over what
+    /// was decoded before; returns it with the time from the PLI to its arrival.
+    pub async fn keyframe_after_pli(&mut self, timeout: Duration) -> (VideoFrame, Duration) {
+        while self.seen.try_recv().is_ok() {}
+        let asked = Instant::now();
+        self.send_pli().await;
+        let key = self
+            .expect(timeout, |s| match s {
+                Seen::Video(f) if f.keyframe => Some(f),
+                _ => None,
+            })
+            .await;
+        let took = key.at.saturating_duration_since(asked);
+        (key, took)
     }
 
     pub async fn hang_up(self) {
