@@ -1,4 +1,4 @@
-//! The command line: `campeer [run]` and `campeer check-config`.
+//! The command line: `campeer [run]`, `check-config`, `devices` and `url`.
 
 use std::path::PathBuf;
 
@@ -23,6 +23,13 @@ pub enum Command {
     Run,
     /// Validate the configuration and print the effective result.
     CheckConfig,
+    /// Print the viewer URL with its token (made now if none exists yet), and a QR code
+    /// when the output is a terminal.
+    Url {
+        /// Only the URL, even on a terminal.
+        #[arg(long)]
+        no_qr: bool,
+    },
     /// List cameras (formats, sizes, rates), sound cards and capture PCMs.
     Devices {
         /// Machine-readable output.

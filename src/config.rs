@@ -40,6 +40,7 @@ pub struct Config {
     pub video: VideoConfig,
     pub audio: AudioConfig,
     pub webrtc: WebrtcConfig,
+    pub access: AccessConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +185,153 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default)]
     pub credential: Option<String>,
+}
+
+/// A value that must not leak: `Debug` shows `<redacted>`; [`Secret::expose`] is the one
+/// way to the text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What `check-config` shows in place of a secret.
+    fn redacted() -> Self {
+        Self(crate::access::REDACTED.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::access::REDACTED)
+    }
+}
+
+/// Who may watch: see `systemd/campeer.toml` for what each key means.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// The room's shared secret. Unset: generated at first start and kept in `state_dir`.
+    pub token: Option<Secret>,
+    /// Answer every offer, proof or not (the seed's own caller page cannot make one).
+    pub open: bool,
+    /// Origins allowed besides the one the embedded server serves, e.g. `https://a.example`.
+    pub allowed_origins: Vec<String>,
+    /// DTLS certificate fingerprints (`sha-256 AB:CD:…`); when set, only these may call.
+    pub allowed_fingerprints: Vec<String>,
+    pub tls: TlsMode,
+    /// Where the generated token (and certificate) live. Unset: see
+    /// [`crate::access::state_dir::resolve`].
+    pub state_dir: Option<PathBuf>,
+}
+
+/// TLS for the embedded server: `"off"`, `"self-signed"` (made once, kept in the state
+/// directory), or `{ cert = "…", key = "…" }` PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    #[default]
+    Off,
+    SelfSigned,
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+impl TlsMode {
+    pub fn is_on(&self) -> bool {
+        *self != Self::Off
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum TlsModeRaw {
+    Word(String),
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+impl Serialize for TlsMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Off => TlsModeRaw::Word("off".into()),
+            Self::SelfSigned => TlsModeRaw::Word("self-signed".into()),
+            Self::Files { cert, key } => TlsModeRaw::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = TlsModeRaw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "tls: expected \"off\", \"self-signed\" or { cert = \"…\", key = \"…\" }",
+            )
+        })?;
+        match raw {
+            TlsModeRaw::Word(w) if w == "off" => Ok(Self::Off),
+            TlsModeRaw::Word(w) if w == "self-signed" => Ok(Self::SelfSigned),
+            TlsModeRaw::Word(w) => Err(serde::de::Error::custom(format!(
+                "tls: {w:?} is not \"off\", \"self-signed\" or {{ cert, key }}"
+            ))),
+            TlsModeRaw::Files { cert, key } => Ok(Self::Files { cert, key }),
+        }
+    }
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            open: false,
+            allowed_origins: Vec::new(),
+            allowed_fingerprints: Vec::new(),
+            tls: TlsMode::Off,
+            state_dir: None,
+        }
+    }
+}
+
+impl AccessConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.token {
+            crate::access::token::Token::parse(token.expose())
+                .map_err(|e| invalid("access.token", e.to_string()))?;
+        }
+        for origin in &self.allowed_origins {
+            crate::access::origin::parse(origin)
+                .map_err(|e| invalid("access.allowed_origins", format!("{origin:?}: {e}")))?;
+        }
+        for fp in &self.allowed_fingerprints {
+            crate::access::Fingerprint::parse(fp)
+                .map_err(|e| invalid("access.allowed_fingerprints", format!("{fp:?}: {e}")))?;
+        }
+        if let TlsMode::Files { cert, key } = &self.tls
+            && (cert.as_os_str().is_empty() || key.as_os_str().is_empty())
+        {
+            return Err(invalid("access.tls", "cert and key must both be paths"));
+        }
+        if let Some(dir) = &self.state_dir
+            && !dir.is_absolute()
+        {
+            return Err(invalid(
+                "access.state_dir",
+                format!("{}: must be an absolute path", dir.display()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for SignalingConfig {
@@ -395,12 +543,28 @@ impl Config {
         if self.webrtc.max_sessions == 0 {
             return Err(invalid("webrtc.max_sessions", "must be at least 1"));
         }
-        Ok(())
+        self.access.validate()
     }
 
-    /// The effective configuration as TOML, for `check-config`.
+    /// This configuration with every secret replaced by `<redacted>`: the token, TURN
+    /// credentials, and the userinfo of the signaling URL.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        c.signaling.url = c.signaling.url.map(|u| crate::access::redact::url(&u));
+        if c.access.token.is_some() {
+            c.access.token = Some(Secret::redacted());
+        }
+        for server in &mut c.webrtc.ice_servers {
+            if server.credential.is_some() {
+                server.credential = Some(crate::access::REDACTED.to_owned());
+            }
+        }
+        c
+    }
+
+    /// The effective configuration as TOML, secrets redacted, for `check-config`.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+        toml::to_string_pretty(&self.redacted()).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
 
@@ -502,6 +666,83 @@ mod tests {
         let (c, _) = Config::load_with_env(Some(&path), []).unwrap();
         // Installed as is, the service serves its own page: no value differs from the defaults.
         assert_eq!(c.to_toml(), Config::default().to_toml());
+    }
+
+    #[test]
+    fn access_is_closed_by_default() {
+        let c = load_str("", &[]).unwrap();
+        assert!(!c.access.open);
+        assert!(c.access.token.is_none());
+        assert_eq!(c.access.tls, TlsMode::Off);
+    }
+
+    #[test]
+    fn tls_takes_a_word_or_a_certificate_and_key() {
+        let c = load_str("[access]\ntls = \"self-signed\"\n", &[]).unwrap();
+        assert_eq!(c.access.tls, TlsMode::SelfSigned);
+        let c = load_str("", &[("CAMPEER__ACCESS__TLS", "self-signed")]).unwrap();
+        assert_eq!(c.access.tls, TlsMode::SelfSigned);
+        let c = load_str(
+            "[access]\ntls = { cert = \"/etc/c.pem\", key = \"/etc/k.pem\" }\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.access.tls,
+            TlsMode::Files {
+                cert: "/etc/c.pem".into(),
+                key: "/etc/k.pem".into()
+            }
+        );
+        let again = load_str(&c.to_toml(), &[]).unwrap();
+        assert_eq!(again.access.tls, c.access.tls);
+        let e = err("[access]\ntls = \"on\"\n", &[]);
+        assert!(e.contains("tls"), "{e}");
+    }
+
+    #[test]
+    fn access_refusals_name_the_key() {
+        assert!(err("[access]\ntoken = \"short\"\n", &[]).contains("access.token"));
+        assert!(
+            err("[access]\nallowed_origins = [\"example.org\"]\n", &[])
+                .contains("access.allowed_origins")
+        );
+        assert!(
+            err("[access]\nallowed_fingerprints = [\"AB:CD\"]\n", &[])
+                .contains("access.allowed_fingerprints")
+        );
+        assert!(err("[access]\nstate_dir = \"rel\"\n", &[]).contains("access.state_dir"));
+        assert!(err("[access]\nopne = true\n", &[]).contains("opne"));
+    }
+
+    #[test]
+    fn a_bad_token_is_refused_without_echoing_it() {
+        let e = err("[access]\ntoken = \"secret with spaces\"\n", &[]);
+        assert!(e.contains("access.token") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn rendered_config_shows_no_secret() {
+        let c = load_str(
+            "[signaling]\nurl = \"https://cam:relaypass@relay.example.org:3000/\"\n\
+             [access]\ntoken = \"tokensecret-0123456789\"\n\
+             [webrtc]\nice_servers = [{ urls = [\"turn:t.example.org\"], username = \"cam\", credential = \"turnpass\" }]\n",
+            &[],
+        )
+        .unwrap();
+        let text = c.to_toml();
+        for secret in ["relaypass", "tokensecret", "turnpass"] {
+            assert!(!text.contains(secret), "{secret} in:\n{text}");
+        }
+        assert!(text.contains("relay.example.org:3000"), "{text}");
+        assert!(text.contains(crate::access::REDACTED), "{text}");
+        let debug = format!("{:?}", c.access);
+        assert!(!debug.contains("tokensecret"), "{debug}");
+        // The live configuration keeps the real values.
+        assert_eq!(
+            c.access.token.as_ref().map(Secret::expose),
+            Some("tokensecret-0123456789")
+        );
     }
 
     #[test]

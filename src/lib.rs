@@ -4,6 +4,7 @@
 //! [`session`] (one per viewer). The offer's way: [`signaling`] → [`session::registry`] →
 //! [`session::peer`]. [`daemon`] wires them together under one shutdown token.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Devices { json } => devices(json),
+        Command::Url { no_qr } => viewer_url(cli.config.as_deref(), no_qr),
         Command::CheckConfig => {
             let (config, file) = Config::load(cli.config.as_deref())?;
             match &file {
@@ -72,6 +73,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn viewer_url(config: Option<&std::path::Path>, no_qr: bool) -> anyhow::Result<()> {
+    let (config, _) = Config::load(config)?;
+    let access = campeer::access::Access::load(&config.access)?;
+    let host = campeer::access::viewer_url::hostname().unwrap_or_else(|| "localhost".into());
+    let url = campeer::access::viewer_url::viewer_url(&config, access.token(), &host);
+    println!("{}", url.expose());
+    if !no_qr
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && let Some(qr) = url.qr_code()
+    {
+        println!("{qr}");
+    }
+    Ok(())
 }
 
 fn devices(json: bool) -> anyhow::Result<()> {

@@ -1,0 +1,126 @@
+//! Where campeer keeps what it makes once (the token, a self-signed certificate):
+//! systemd's `StateDirectory=`, else the system location when campeer may write there,
+//! else the user's XDG state directory.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The system location, used when running as a user who may write it (root, packaging).
+pub const SYSTEM: &str = "/var/lib/campeer";
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "access.state_dir is not set and none of $STATE_DIRECTORY, {SYSTEM} (writable), \
+     $XDG_STATE_HOME or $HOME is available: set access.state_dir"
+)]
+pub struct NoStateDir;
+
+/// `configured`, or the first of: `$STATE_DIRECTORY` (its first entry), [`SYSTEM`] if
+/// `writable`, `$XDG_STATE_HOME/campeer`, `$HOME/.local/state/campeer`. The environment
+/// and the write check are passed in so the choice can be tested.
+pub fn choose(
+    configured: Option<&Path>,
+    env: impl Fn(&str) -> Option<OsString>,
+    writable: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, NoStateDir> {
+    if let Some(dir) = configured {
+        return Ok(dir.to_path_buf());
+    }
+    // systemd joins several StateDirectory= entries with ':'; the first is campeer's.
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(dir) = env("STATE_DIRECTORY")
+        .and_then(|v| v.to_string_lossy().split(':').next().map(OsString::from))
+        .and_then(absolute)
+    {
+        return Ok(dir);
+    }
+    if writable(Path::new(SYSTEM)) {
+        return Ok(PathBuf::from(SYSTEM));
+    }
+    if let Some(xdg) = env("XDG_STATE_HOME").and_then(absolute) {
+        return Ok(xdg.join("campeer"));
+    }
+    env("HOME")
+        .and_then(absolute)
+        .map(|home| home.join(".local/state/campeer"))
+        .ok_or(NoStateDir)
+}
+
+/// [`choose`] with the process environment and the file system.
+pub fn resolve(configured: Option<&Path>) -> Result<PathBuf, NoStateDir> {
+    choose(configured, |k| std::env::var_os(k), may_write)
+}
+
+/// Whether this process may write `dir`, or create it in its nearest existing parent.
+fn may_write(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(existing) = dir.ancestors().find(|p| p.exists()) else {
+        return false;
+    };
+    let Ok(c) = std::ffi::CString::new(existing.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn systemd_state_directory_comes_first() {
+        let vars = [("STATE_DIRECTORY", "/var/lib/private/campeer:/var/lib/other")];
+        assert_eq!(
+            choose(None, env(&vars), |_| true).unwrap(),
+            Path::new("/var/lib/private/campeer")
+        );
+    }
+
+    #[test]
+    fn configured_directory_wins() {
+        let vars = [("STATE_DIRECTORY", "/var/lib/campeer")];
+        assert_eq!(
+            choose(Some(Path::new("/srv/cam")), env(&vars), |_| true).unwrap(),
+            Path::new("/srv/cam")
+        );
+    }
+
+    #[test]
+    fn system_location_when_writable_else_the_users() {
+        let vars = [("HOME", "/home/pi"), ("XDG_STATE_HOME", "/home/pi/.state")];
+        assert_eq!(
+            choose(None, env(&vars), |_| true).unwrap(),
+            Path::new(SYSTEM)
+        );
+        assert_eq!(
+            choose(None, env(&vars), |_| false).unwrap(),
+            Path::new("/home/pi/.state/campeer")
+        );
+        assert_eq!(
+            choose(None, env(&vars[..1]), |_| false).unwrap(),
+            Path::new("/home/pi/.local/state/campeer")
+        );
+    }
+
+    #[test]
+    fn relative_variables_are_ignored_and_nothing_left_is_an_error() {
+        let vars = [("XDG_STATE_HOME", "rel"), ("HOME", "")];
+        let e = choose(None, env(&vars), |_| false).unwrap_err().to_string();
+        assert!(e.contains("access.state_dir"), "{e}");
+    }
+
+    #[test]
+    fn write_check_sees_the_nearest_existing_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(may_write(&dir.path().join("not/yet/made")));
+    }
+}
