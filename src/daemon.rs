@@ -73,6 +73,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         client::ClientSettings {
             url,
             room: cfg.signaling.room.clone(),
+            auth: None,
             joins: joins_tx,
         },
         events_tx,

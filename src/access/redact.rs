@@ -18,9 +18,54 @@ pub fn url(url: &str) -> String {
     }
 }
 
+/// `text` (an error message, say) with the user name and password of `url` replaced by
+/// `<redacted>` wherever they appear, in clear or percent-encoded.
+pub fn url_credentials_in(text: &str, url: &str) -> String {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return text.to_owned();
+    };
+    let mut secrets: Vec<String> = [Some(parsed.username()), parsed.password()]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| {
+            let decoded = percent_decode(s);
+            [s.to_owned(), decoded]
+        })
+        .collect();
+    // Longest first, so a password that contains the user name is replaced whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.iter().fold(text.to_owned(), |t, secret| {
+        t.replace(secret.as_str(), REDACTED)
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_cut_out_of_messages() {
+        let relay = "https://cam:p%40ss@relay.example.org/";
+        assert_eq!(
+            url_credentials_in(
+                "error sending request for https://cam:p%40ss@relay.example.org/ (p@ss)",
+                relay
+            ),
+            "error sending request for https://<redacted>:<redacted>@relay.example.org/ (<redacted>)"
+        );
+        assert_eq!(
+            url_credentials_in("timed out", "http://relay/"),
+            "timed out"
+        );
+    }
 
     #[test]
     fn userinfo_is_redacted_and_the_rest_kept() {

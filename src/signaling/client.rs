@@ -2,11 +2,14 @@
 //! [`RoomEvent`]s and sends what sessions put in the [`Outbox`](super::Outbox).
 //!
 //! rust_socketio drops emits made before the server accepted the connection and forgets
-//! rooms on reconnect, so the room is joined from the `open` handler, which runs again on
-//! every reconnect. Its `connect()` fails outright while the relay is down, so the first
-//! connection is retried here, forever, with backoff.
+//! rooms on reconnect, so the room is joined from the `open` handler and nothing is sent
+//! before it ran. Its own reconnect loop gives up backing off after 15 minutes and then
+//! retries without pause, so it is off: this module reconnects, forever, with
+//! [`Backoff`], and bounds each attempt with [`CONNECT_TIMEOUT`].
 
-use std::time::Duration;
+mod backoff;
+
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -17,20 +20,39 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::protocol::{self, RECEIVE_ANSWER, RECEIVE_CANDIDATE, RECEIVE_OFFER, RoomEvent};
+use crate::access::redact;
 use crate::config::RoomId;
+pub use backoff::Backoff;
 
-/// Delay before connection attempt `attempt` (0-based): doubling from 250 ms to 5 s, so a
-/// relay that restarts is rejoined quickly and one that is down is not hammered.
-pub fn retry_delay(attempt: u32) -> Duration {
-    let ms = 250u64.saturating_mul(1u64 << attempt.min(16));
-    Duration::from_millis(ms.min(5_000))
-}
+/// How long one attempt may take from the first request to the room joined: a relay
+/// that accepts TCP and then says nothing must not hold campeer forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a goodbye to a relay that may be gone may take.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct ClientSettings {
     pub url: String,
     pub room: RoomId,
+    /// The Socket.IO `auth` payload of every connect, e.g. `{"token": "…"}` for campeer's
+    /// own embedded server.
+    pub auth: Option<Value>,
     /// Counts room joins (the first, and one after every reconnect).
     pub joins: watch::Sender<u64>,
+}
+
+/// One connection's fate, told by its callbacks.
+#[derive(Clone, Default)]
+struct Link {
+    /// The room was joined.
+    joined: CancellationToken,
+    /// The relay closed the connection or the transport failed.
+    lost: CancellationToken,
+}
+
+enum Ended {
+    Cancelled,
+    Lost,
+    OutboxClosed,
 }
 
 /// Runs until `cancel`: connects, reconnects, forwards room events to `events` and
@@ -41,46 +63,97 @@ pub async fn run(
     mut outbox: mpsc::Receiver<(&'static str, Value)>,
     cancel: CancellationToken,
 ) {
-    let mut attempt = 0;
+    let url = redact::url(&settings.url);
+    let mut backoff = Backoff::new();
     loop {
-        info!(url = %settings.url, room = %settings.room, "signaling: connecting");
-        let connecting = builder(&settings, events.clone()).connect();
-        let client = tokio::select! {
+        info!(%url, room = %settings.room, "signaling: connecting");
+        let link = Link::default();
+        let connected = tokio::select! {
             _ = cancel.cancelled() => return,
-            result = connecting => result,
+            result = connect(&settings, events.clone(), &link) => result,
         };
-        match client {
+        let retry_in = match connected {
             Ok(client) => {
-                // From here on rust_socketio reconnects by itself, forever.
-                serve(&client, &mut outbox, &cancel).await;
-                if let Err(e) = client.disconnect().await {
-                    debug!("signaling: disconnect: {e}");
+                backoff.connected(Instant::now());
+                let ended = serve(&client, &mut outbox, &link.lost, &cancel).await;
+                disconnect(&client).await;
+                if !matches!(ended, Ended::Lost) {
+                    return;
                 }
-                return;
+                let delay = backoff.next_delay(Instant::now(), rand::random());
+                warn!(%url, "signaling: connection lost; reconnecting in {delay:?}");
+                delay
             }
             Err(e) => {
-                let delay = retry_delay(attempt);
-                attempt += 1;
-                warn!(url = %settings.url, "signaling: cannot connect: {e}; retrying in {delay:?}");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
+                let delay = backoff.next_delay(Instant::now(), rand::random());
+                let failures = backoff.failures();
+                warn!(%url, failures, "signaling: cannot connect: {e}; retrying in {delay:?}");
+                delay
             }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(retry_in) => {}
         }
+    }
+}
+
+/// One attempt, bounded by [`CONNECT_TIMEOUT`]: the client once its room is joined.
+async fn connect(
+    settings: &ClientSettings,
+    events: mpsc::Sender<RoomEvent>,
+    link: &Link,
+) -> Result<Client, String> {
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let timed_out = || format!("no room joined within {CONNECT_TIMEOUT:?}");
+    let client = tokio::time::timeout_at(deadline, builder(settings, events, link).connect())
+        .await
+        .map_err(|_| timed_out())?
+        // rust_socketio errors may name the URL as given; keep its credentials out of logs.
+        .map_err(|e| redact::url_credentials_in(&with_causes(&e), &settings.url))?;
+    let joined = tokio::select! {
+        _ = link.joined.cancelled() => Ok(client.clone()),
+        _ = link.lost.cancelled() => Err("the relay closed the connection before the room was joined".to_owned()),
+        _ = tokio::time::sleep_until(deadline) => Err(timed_out()),
+    };
+    if joined.is_err() {
+        // Its background task would otherwise keep the half-open connection alive.
+        disconnect(&client).await;
+    }
+    joined
+}
+
+/// `e` and its sources: rust_socketio's own message ("EngineIO Error") says little.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+async fn disconnect(client: &Client) {
+    match tokio::time::timeout(DISCONNECT_TIMEOUT, client.disconnect()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!("signaling: disconnect: {e}"),
+        Err(_) => debug!("signaling: disconnect timed out"),
     }
 }
 
 async fn serve(
     client: &Client,
     outbox: &mut mpsc::Receiver<(&'static str, Value)>,
+    lost: &CancellationToken,
     cancel: &CancellationToken,
-) {
+) -> Ended {
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return Ended::Cancelled,
+            _ = lost.cancelled() => return Ended::Lost,
             msg = outbox.recv() => {
-                let Some((event, payload)) = msg else { return };
+                let Some((event, payload)) = msg else { return Ended::OutboxClosed };
                 if let Err(e) = client.emit(event, payload).await {
                     warn!(event, "signaling: emit failed: {e}");
                 }
@@ -89,33 +162,57 @@ async fn serve(
     }
 }
 
-fn builder(settings: &ClientSettings, events: mpsc::Sender<RoomEvent>) -> ClientBuilder {
+fn builder(
+    settings: &ClientSettings,
+    events: mpsc::Sender<RoomEvent>,
+    link: &Link,
+) -> ClientBuilder {
     let room = settings.room.clone();
-    let url = settings.url.clone();
     let joins = settings.joins.clone();
+    let (joined, lost_on_close, lost_on_error) =
+        (link.joined.clone(), link.lost.clone(), link.lost.clone());
+    let url = settings.url.clone();
     let mut b = ClientBuilder::new(settings.url.clone())
-        .reconnect(true)
-        .reconnect_on_disconnect(true)
-        .reconnect_delay(250, 5_000)
+        .reconnect(false)
+        .reconnect_on_disconnect(false)
         .on("open", move |_, client: Client| {
-            let room = room.clone();
-            let url = url.clone();
-            let joins = joins.clone();
+            let (room, joins, joined) = (room.clone(), joins.clone(), joined.clone());
             async move {
-                info!(%url, %room, "signaling: connected, joining room");
+                info!(%room, "signaling: connected, joining room");
                 match client.emit("joinRoom", protocol::join_room(&room)).await {
-                    Ok(()) => joins.send_modify(|n| *n += 1),
+                    Ok(()) => {
+                        joins.send_modify(|n| *n += 1);
+                        joined.cancel();
+                    }
                     Err(e) => warn!(%room, "signaling: joinRoom failed: {e}"),
                 }
             }
             .boxed()
         })
-        .on("close", |_, _| {
-            async { warn!("signaling: connection closed; reconnecting") }.boxed()
+        .on("close", move |_, _| {
+            let lost = lost_on_close.clone();
+            async move {
+                debug!("signaling: the relay closed the connection");
+                lost.cancel();
+            }
+            .boxed()
         })
-        .on("error", |payload, _| {
-            async move { warn!("signaling: socket error: {}", describe(&payload)) }.boxed()
+        // Every error rust_socketio reports from its stream ends that stream (transport
+        // failures, ping timeouts, a refused connect): the connection is gone.
+        .on("error", move |payload, _| {
+            let (lost, url) = (lost_on_error.clone(), url.clone());
+            async move {
+                if !lost.is_cancelled() {
+                    let error = redact::url_credentials_in(&describe(&payload), &url);
+                    warn!("signaling: socket error: {error}");
+                }
+                lost.cancel();
+            }
+            .boxed()
         });
+    if let Some(auth) = &settings.auth {
+        b = b.auth(auth.clone());
+    }
     for event in [RECEIVE_OFFER, RECEIVE_CANDIDATE, RECEIVE_ANSWER] {
         let events = events.clone();
         b = b.on(event, move |payload, _| {
@@ -146,25 +243,19 @@ fn forward(event: &'static str, payload: Payload, events: &mpsc::Sender<RoomEven
     }
 }
 
+/// An error payload for the log, at most [`DESCRIBE_MAX`] characters: it may carry
+/// text the relay got from elsewhere.
 fn describe(payload: &Payload) -> String {
-    match payload {
+    let text = match payload {
         Payload::Text(v) => format!("{v:?}"),
         #[allow(deprecated)]
         Payload::String(s) => s.clone(),
         Payload::Binary(b) => format!("{} bytes", b.len()),
+    };
+    match text.char_indices().nth(DESCRIBE_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_doubles_up_to_a_cap() {
-        assert_eq!(retry_delay(0), Duration::from_millis(250));
-        assert_eq!(retry_delay(1), Duration::from_millis(500));
-        assert_eq!(retry_delay(4), Duration::from_secs(4));
-        assert_eq!(retry_delay(5), Duration::from_secs(5));
-        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(5));
-    }
-}
+const DESCRIBE_MAX: usize = 300;
