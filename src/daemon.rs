@@ -97,6 +97,8 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let mut systemd = Notifier::from_env();
     let status = |viewers: usize| format!("{viewers} viewer(s), room {}", cfg.signaling.room);
     info!("campeer running");
+    // Media runs: ready, even if the relay is down at boot (the client keeps trying).
+    systemd.ready(&status(registry.len()));
 
     loop {
         tokio::select! {
@@ -124,7 +126,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
                 }
             }
             _ = housekeeping.tick() => {
-                systemd.tick(Instant::now());
+                systemd.tick(Instant::now(), pipeline.stats().snapshot().video_encoded);
                 systemd.status(&status(registry.len()));
                 let dropped = registry.prune(Instant::now());
                 if dropped > 0 {
