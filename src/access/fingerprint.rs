@@ -32,6 +32,13 @@ impl Fingerprint {
         }
         Ok(Self(format!("{hash} {}", hex.trim().to_ascii_uppercase())))
     }
+
+    /// The `sha-256` fingerprint of a DER certificate.
+    pub fn sha256_of(der: &[u8]) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        Self(format!("sha-256 {}", hex.join(":")))
+    }
 }
 
 impl fmt::Display for Fingerprint {

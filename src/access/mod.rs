@@ -8,6 +8,7 @@ pub mod origin;
 pub mod proof;
 pub mod redact;
 pub mod state_dir;
+pub mod tls;
 pub mod token;
 pub mod viewer_url;
 

@@ -3,6 +3,8 @@
 //! else the user's XDG state directory.
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The system location, used when running as a user who may write it (root, packaging).
@@ -49,6 +51,36 @@ pub fn choose(
 /// [`choose`] with the process environment and the file system.
 pub fn resolve(configured: Option<&Path>) -> Result<PathBuf, NoStateDir> {
     choose(configured, |k| std::env::var_os(k), may_write)
+}
+
+/// Writes `contents` to `path` for this user's eyes only (mode 0600, in a directory made
+/// 0700 if missing): whole under a temporary name, synced, then renamed, so a crash never
+/// leaves half a secret behind.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            // A file left by an earlier crash keeps its mode; narrow it regardless.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(contents)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Whether this process may write `dir`, or create it in its nearest existing parent.
@@ -116,6 +148,22 @@ mod tests {
         let vars = [("XDG_STATE_HOME", "rel"), ("HOME", "")];
         let e = choose(None, env(&vars), |_| false).unwrap_err().to_string();
         assert!(e.contains("access.state_dir"), "{e}");
+    }
+
+    #[test]
+    fn private_files_are_0600_in_a_0700_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/secret");
+        write_private(&path, b"x").unwrap();
+        write_private(&path, b"y").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"y");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            1
+        );
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! upgrades.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use subtle::ConstantTimeEq;
@@ -69,9 +67,7 @@ impl Token {
         Some(Self(hex(&bytes)))
     }
 
-    /// The token kept in `dir/token`, made (with `dir`, mode 0700) at first start. The
-    /// file is written whole under a temporary name and renamed, mode 0600, so a crash
-    /// never leaves half a token behind.
+    /// The token kept in `dir/token`, made at first start (mode 0600, `dir` 0700).
     pub fn load_or_create(dir: &Path) -> Result<Self, TokenError> {
         let path = dir.join(FILE_NAME);
         match std::fs::read_to_string(&path) {
@@ -79,43 +75,21 @@ impl Token {
                 path: path.clone(),
                 reason: e.to_string(),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(dir, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(&path),
             Err(source) => Err(TokenError::Io { path, source }),
         }
     }
 
-    fn create(dir: &Path, path: &Path) -> Result<Self, TokenError> {
-        let io = |source| TokenError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
+    fn create(path: &Path) -> Result<Self, TokenError> {
         let token = Self::generate().ok_or_else(|| TokenError::NoRandomness {
             path: path.to_path_buf(),
         })?;
-        let tmp = dir.join(format!(".{FILE_NAME}.{}", std::process::id()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                // The umask may have narrowed the mode further; it must not have widened it.
-                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-                f.write_all(token.0.as_bytes())?;
-                f.write_all(b"\n")?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(e));
-        }
+        super::state_dir::write_private(path, format!("{}\n", token.0).as_bytes()).map_err(
+            |source| TokenError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         tracing::info!(file = %path.display(), "access: generated a new token");
         Ok(token)
     }
@@ -157,6 +131,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_token_is_made_once_and_reused() {
