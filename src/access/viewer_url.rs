@@ -98,34 +98,34 @@ mod tests {
         Token::parse("0123456789abcdef0123").unwrap()
     }
 
+    fn url_for(edit: impl FnOnce(&mut Config)) -> String {
+        let mut cfg = Config::default();
+        edit(&mut cfg);
+        viewer_url(&cfg, &token(), "camera").expose()
+    }
+
     #[test]
     fn embedded_server_url_names_this_host_and_carries_the_token_in_the_fragment() {
-        let cfg = Config::default();
         assert_eq!(
-            viewer_url(&cfg, &token(), "camera").expose(),
+            url_for(|_| {}),
             "http://camera:3000/#token=0123456789abcdef0123"
         );
     }
 
     #[test]
     fn tls_makes_it_https_and_a_specific_address_replaces_the_host_name() {
-        let mut cfg = Config::default();
-        cfg.access.tls = TlsMode::SelfSigned;
-        cfg.signaling.listen = "[::1]:8443".parse().unwrap();
-        assert_eq!(
-            viewer_url(&cfg, &token(), "camera").expose(),
-            "https://[::1]:8443/#token=0123456789abcdef0123"
-        );
+        let url = url_for(|cfg| {
+            cfg.access.tls = TlsMode::SelfSigned;
+            cfg.signaling.listen = "[::1]:8443".parse().unwrap();
+        });
+        assert_eq!(url, "https://[::1]:8443/#token=0123456789abcdef0123");
     }
 
     #[test]
     fn an_external_relay_url_loses_its_credentials() {
-        let mut cfg = Config::default();
-        cfg.signaling.url = Some("https://cam:pw@relay.example.org/".into());
-        assert_eq!(
-            viewer_url(&cfg, &token(), "camera").expose(),
-            "https://relay.example.org/#token=0123456789abcdef0123"
-        );
+        let url =
+            url_for(|cfg| cfg.signaling.url = Some("https://cam:pw@relay.example.org/".into()));
+        assert_eq!(url, "https://relay.example.org/#token=0123456789abcdef0123");
     }
 
     #[test]

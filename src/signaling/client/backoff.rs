@@ -104,24 +104,22 @@ mod tests {
     }
 
     #[test]
-    fn a_stable_connection_starts_the_schedule_over() {
-        let (mut b, t0) = (Backoff::new(), Instant::now());
-        for _ in 0..5 {
-            b.next_delay(t0, 1.0);
-        }
-        b.connected(t0);
-        assert_eq!(b.next_delay(t0 + STABLE_AFTER, 1.0), FIRST);
-    }
-
-    #[test]
-    fn a_connection_that_drops_at_once_keeps_climbing() {
-        let (mut b, t0) = (Backoff::new(), Instant::now());
-        for _ in 0..5 {
-            b.next_delay(t0, 1.0);
-        }
-        b.connected(t0);
+    fn a_stable_connection_starts_the_schedule_over_a_short_one_keeps_climbing() {
+        let t0 = Instant::now();
+        let connected_after_five_failures = || {
+            let mut b = Backoff::new();
+            for _ in 0..5 {
+                b.next_delay(t0, 1.0);
+            }
+            b.connected(t0);
+            b
+        };
         assert_eq!(
-            b.next_delay(t0 + Duration::from_secs(1), 1.0),
+            connected_after_five_failures().next_delay(t0 + STABLE_AFTER, 1.0),
+            FIRST
+        );
+        assert_eq!(
+            connected_after_five_failures().next_delay(t0 + Duration::from_secs(1), 1.0),
             Duration::from_secs(8)
         );
     }
