@@ -543,7 +543,23 @@ impl Config {
         if self.webrtc.max_sessions == 0 {
             return Err(invalid("webrtc.max_sessions", "must be at least 1"));
         }
-        self.access.validate()
+        self.access.validate()?;
+        // The embedded server on every interface is the whole LAN's; only the token
+        // keeps it private.
+        if self.access.open
+            && self.signaling.url.is_none()
+            && self.signaling.listen.ip().is_unspecified()
+        {
+            return Err(invalid(
+                "signaling.listen",
+                format!(
+                    "{}: every interface with access.open = true serves anyone who can \
+                     reach it; listen on one address (e.g. 127.0.0.1) or leave access.open off",
+                    self.signaling.listen
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// This configuration with every secret replaced by `<redacted>`: the token, TURN
@@ -713,6 +729,11 @@ mod tests {
         );
         assert!(err("[access]\nstate_dir = \"rel\"\n", &[]).contains("access.state_dir"));
         assert!(err("[access]\nopne = true\n", &[]).contains("opne"));
+        assert!(err("[access]\nopen = true\n", &[]).contains("signaling.listen"));
+        let open_on_loopback = "[access]\nopen = true\n[signaling]\nlisten = \"127.0.0.1:3000\"\n";
+        assert!(load_str(open_on_loopback, &[]).is_ok());
+        let open_on_a_relay = "[access]\nopen = true\n[signaling]\nurl = \"http://relay:3000\"\n";
+        assert!(load_str(open_on_a_relay, &[]).is_ok());
     }
 
     #[test]
