@@ -87,7 +87,11 @@ pub async fn run(
             Err(e) => {
                 let delay = backoff.next_delay(Instant::now(), rand::random());
                 let failures = backoff.failures();
-                warn!(%url, failures, "signaling: cannot connect: {e}; retrying in {delay:?}");
+                if backoff.worth_a_warning() {
+                    warn!(%url, failures, "signaling: cannot connect: {e}; retrying in {delay:?}");
+                } else {
+                    debug!(%url, failures, "signaling: cannot connect: {e}; retrying in {delay:?}");
+                }
                 delay
             }
         };

@@ -11,6 +11,10 @@ pub const MAX: Duration = Duration::from_secs(10);
 /// Shorter ones keep climbing, so a relay that accepts and drops at once is not hammered.
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 
+/// Failures warned about one by one, then one in [`WARN_EVERY`].
+const WARN_FIRST: u32 = 8;
+const WARN_EVERY: u32 = 30;
+
 #[derive(Debug, Default)]
 pub struct Backoff {
     failures: u32,
@@ -30,6 +34,12 @@ impl Backoff {
     /// Consecutive failures so far (a lost short-lived connection counts as one).
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Whether the latest failure deserves a warning: the first few do, then one in 30
+    /// (every few minutes at the cap), so a relay down for days does not fill the journal.
+    pub fn worth_a_warning(&self) -> bool {
+        self.failures <= WARN_FIRST || self.failures.is_multiple_of(WARN_EVERY)
     }
 
     /// The wait after a failed attempt or a lost connection at `now`. `jitter` in
@@ -122,5 +132,17 @@ mod tests {
             connected_after_five_failures().next_delay(t0 + Duration::from_secs(1), 1.0),
             Duration::from_secs(8)
         );
+    }
+
+    #[test]
+    fn a_long_outage_is_warned_about_now_and_then() {
+        let (mut b, now) = (Backoff::new(), Instant::now());
+        let warned: Vec<u32> = (0..100)
+            .filter_map(|_| {
+                b.next_delay(now, 0.0);
+                b.worth_a_warning().then_some(b.failures())
+            })
+            .collect();
+        assert_eq!(warned, [1, 2, 3, 4, 5, 6, 7, 8, 30, 60, 90]);
     }
 }
