@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::access::Access;
 use crate::config::Config;
 use crate::media::MediaPipeline;
 use crate::session::peer::{self, SessionContext, SessionHandle};
@@ -27,9 +28,15 @@ const STATUS_EVERY: Duration = Duration::from_secs(30);
 #[cfg(feature = "embedded-server")]
 async fn embedded_relay(
     listen: std::net::SocketAddr,
+    access: Arc<Access>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<(String, Option<tokio::task::JoinHandle<()>>)> {
-    let (addr, task) = crate::signaling::server::start(listen, cancel.child_token()).await?;
+    let settings = crate::signaling::server::Settings {
+        listen,
+        access,
+        tls: None,
+    };
+    let (addr, task) = crate::signaling::server::start(settings, cancel.child_token()).await?;
     let host = if addr.ip().is_unspecified() {
         std::net::IpAddr::from([127, 0, 0, 1])
     } else {
@@ -46,6 +53,7 @@ async fn embedded_relay(
 #[cfg(not(feature = "embedded-server"))]
 async fn embedded_relay(
     _: std::net::SocketAddr,
+    _: Arc<Access>,
     _: &CancellationToken,
 ) -> anyhow::Result<(String, Option<tokio::task::JoinHandle<()>>)> {
     anyhow::bail!(
@@ -54,9 +62,10 @@ async fn embedded_relay(
 }
 
 pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let access = Arc::new(Access::load(&cfg.access)?);
     let (url, server) = match cfg.signaling.url.clone() {
         Some(url) => (url, None),
-        None => embedded_relay(cfg.signaling.listen, &cancel).await?,
+        None => embedded_relay(cfg.signaling.listen, Arc::clone(&access), &cancel).await?,
     };
     // Probing and opening devices blocks: off the async workers.
     let (video, audio, media_cancel) = (cfg.video.clone(), cfg.audio.clone(), cancel.child_token());
@@ -73,7 +82,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         client::ClientSettings {
             url,
             room: cfg.signaling.room.clone(),
-            auth: None,
+            auth: server.is_some().then(|| access.socket_auth()),
             joins: joins_tx,
         },
         events_tx,

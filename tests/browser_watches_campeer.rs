@@ -10,9 +10,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use common::{Campeer, Relay};
+use common::Campeer;
 
 /// One browser at a time: two Chromiums and campeer on two cores make frame rates lie.
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -33,13 +32,14 @@ fn watch(mode: &str, page: &str) {
         .env("WIDTH", WIDTH)
         .env("HEIGHT", HEIGHT)
         .env("OUT", &out)
+        .env("TOKEN", common::TEST_TOKEN)
         .status()
         .expect("node runs (scripts/setup installs it)");
     assert!(
         status.success(),
         "the browser check {mode} failed (see its FAIL line above)"
     );
-    if !matches!(mode, "two-tabs" | "reloads") {
+    if !matches!(mode, "two-tabs" | "reloads" | "forged-answer") {
         assert!(
             out.join(format!("{mode}.png")).is_file(),
             "screenshot saved"
@@ -55,10 +55,8 @@ fn embedded() -> (Campeer, String) {
 }
 
 /// campeer joined to an npm relay, and the page `mode` served apart and pointed at it.
-fn through_npm_relay(mode: &str) {
-    let relay = Relay::start();
-    let mut campeer = Campeer::start(Some(&relay.url()), &[]);
-    relay.out.wait_for("join 1", Duration::from_secs(20));
+fn through_npm_relay(mode: &str, env: &[(&str, &str)]) {
+    let (relay, mut campeer) = common::campeer_in_relay_room(env);
     watch(mode, &relay.url());
     assert!(campeer.terminate().success());
 }
@@ -72,12 +70,13 @@ fn viewer_page_plays_from_the_embedded_server() {
 
 #[test]
 fn reference_page_calls_through_the_npm_relay() {
-    through_npm_relay("reference");
+    // The seed's page cannot prove its offers: only an open camera answers it.
+    through_npm_relay("reference", &[("CAMPEER__ACCESS__OPEN", "true")]);
 }
 
 #[test]
 fn viewer_page_plays_through_an_external_relay() {
-    through_npm_relay("viewer-external");
+    through_npm_relay("viewer-external", &[]);
 }
 
 #[test]
@@ -104,4 +103,22 @@ fn every_fresh_page_load_plays() {
     watch("reloads", &format!("{url}/"));
     assert_eq!(campeer.log.count("answer sent"), 20, "one session per load");
     assert!(campeer.terminate().success());
+}
+
+/// A link without the token: the embedded server refuses the socket, the page asks for
+/// the token, and once it is typed in the camera plays.
+#[test]
+fn page_without_the_token_asks_for_it() {
+    let (mut campeer, url) = embedded();
+    watch("token-needed", &format!("{url}/"));
+    assert!(campeer.log.count("socket refused: no valid token") >= 1);
+    assert!(campeer.terminate().success());
+}
+
+/// A member of a shared relay's room answers the page's offers itself: without
+/// campeer's proof the page never applies such an answer (no campeer in this room).
+#[test]
+fn page_refuses_an_answer_without_campeers_proof() {
+    let relay = common::Relay::start();
+    watch("forged-answer", &relay.url());
 }

@@ -2,16 +2,18 @@
 // from the page's own getStats() and pixels, that campeer's stream plays. Run by
 // tests/browser_watches_campeer.rs; exits non-zero with a reason on any failure.
 //
-// Environment: MODE (viewer | viewer-external | reference | mdns | two-tabs | reloads), PAGE (URL
+// Environment: MODE (viewer | viewer-external | reference | mdns | two-tabs | reloads |
+// token-needed | forged-answer), PAGE (URL
 // to open; for reference and viewer-external, the external relay's URL, and the page is
 // served from here), WIDTH, HEIGHT (configured video size), OUT (folder for screenshots),
-// LOADS (reloads: how many fresh loads, 20 by default).
+// LOADS (reloads: how many fresh loads, 20 by default), TOKEN (campeer's viewer token: it
+// goes in the page's #token= fragment, except in token-needed, where it is typed).
 const { chromium } = require("playwright-core");
 const fs = require("fs");
 const http = require("http");
 const path = require("path");
 
-const { MODE, OUT } = process.env;
+const { MODE, OUT, TOKEN } = process.env;
 let PAGE = process.env.PAGE;
 const WIDTH = Number(process.env.WIDTH), HEIGHT = Number(process.env.HEIGHT);
 const LOADS = Number(process.env.LOADS || 20);
@@ -97,7 +99,9 @@ async function checkPlays(page, name) {
 function servePage(file) {
   const files = {
     "/": [file, "text/html"],
+    "/forger": [path.join(__dirname, "forger.html"), "text/html"],
     "/socket.io.min.js": [path.join(__dirname, "../../web/socket.io.min.js"), "text/javascript"],
+    "/auth.js": [path.join(__dirname, "../../web/auth.js"), "text/javascript"],
   };
   const server = http.createServer((req, res) => {
     const hit = files[req.url.split("?")[0]];
@@ -110,17 +114,23 @@ function servePage(file) {
 
 (async () => {
   const served = { reference: path.join(__dirname, "reference.html"),
-    "viewer-external": path.join(__dirname, "../../web/viewer.html") }[MODE];
+    "viewer-external": path.join(__dirname, "../../web/viewer.html"),
+    "forged-answer": path.join(__dirname, "../../web/viewer.html") }[MODE];
+  const relay = PAGE;
+  let origin = null;
   if (served) {
     const server = await servePage(served);
-    PAGE = `http://127.0.0.1:${server.address().port}/?server=${encodeURIComponent(PAGE)}`;
+    origin = `http://127.0.0.1:${server.address().port}`;
+    PAGE = `${origin}/?server=${encodeURIComponent(relay)}`;
     server.unref();
   }
+  if (TOKEN && MODE !== "token-needed") PAGE += "#token=" + TOKEN;
   const mdns = MODE === "mdns";
   // A page without camera permission gets its host addresses hidden behind mDNS names.
   const flags = mdns ? FLAGS : FLAGS.concat(["--use-fake-ui-for-media-stream"]);
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: flags, headless: true });
-  const context = await browser.newContext(mdns ? { permissions: [] } : {});
+  // A self-signed certificate, as campeer's access.tls = "self-signed" makes.
+  const context = await browser.newContext(mdns ? { permissions: [] } : { ignoreHTTPSErrors: true });
   try {
     if (MODE === "reloads") {
       // Each load is a new person: a fresh context (no cache, no storage), the page's own
@@ -136,6 +146,35 @@ function servePage(file) {
         if (calls !== 1) fail(`load ${i}: the first call was not answered (${calls} calls made)`);
         await fresh.close();
       }
+    } else if (MODE === "token-needed") {
+      // No token in the link: the embedded server refuses the socket and the page asks.
+      const page = await context.newPage();
+      await page.goto(PAGE);
+      await page.waitForSelector("#ask:not([hidden])", { timeout: 20000 });
+      const state = await page.textContent("#state");
+      if (state !== "token needed") fail(`without a token the page says ${state}`);
+      await page.fill("#token", TOKEN);
+      await page.click("#ask button");
+      await checkPlays(page, MODE);
+    } else if (MODE === "forged-answer") {
+      // Another member of the room answers the page's offers with real answers of its own;
+      // without campeer's proof the page must not apply them, with it the page does (so
+      // the check, not something else, is what refuses).
+      const forger = await context.newPage();
+      await forger.goto(`${origin}/forger?server=${encodeURIComponent(relay)}`);
+      await forger.waitForFunction(() => window.forger.joined, null, { timeout: 20000 });
+      const victim = await context.newPage();
+      victim.on("console", (m) => console.log("victim: " + m.text()));
+      await victim.goto(PAGE);
+      await forger.waitForFunction(() => window.forger && window.forger.answered > 0, null, { timeout: 20000 });
+      await victim.waitForTimeout(500);
+      const unsigned = await victim.evaluate(() => window.campeerViewer.pc && window.campeerViewer.pc.signalingState);
+      console.log(`after ${await forger.evaluate(() => window.forger.answered)} unsigned answers: ${unsigned}`);
+      if (unsigned !== "have-local-offer") fail(`an answer without campeer's proof was applied (${unsigned})`);
+      await forger.evaluate((t) => { window.forger.token = t; }, TOKEN);
+      await victim.waitForFunction(() => window.campeerViewer.pc && window.campeerViewer.pc.signalingState === "stable", null, { timeout: 20000 })
+        .catch(() => fail("a signed answer was not applied either: the check refuses everything"));
+      console.log("a signed answer was applied");
     } else if (MODE === "two-tabs") {
       const [a, b] = [await context.newPage(), await context.newPage()];
       await a.goto(PAGE);

@@ -144,6 +144,10 @@ impl Drop for Relay {
     }
 }
 
+/// The viewer token every campeer the tests start is configured with (`access.token`), so
+/// none writes a token file, and the test viewers can prove their offers.
+pub const TEST_TOKEN: &str = "campeer-test-token-2b7e151628aed2a6";
+
 /// campeer itself, the release of this build, as its own process.
 pub struct Campeer {
     child: Child,
@@ -178,6 +182,7 @@ impl Campeer {
             .env("CAMPEER__VIDEO__HEIGHT", "240")
             .env("CAMPEER__VIDEO__BITRATE_KBPS", "600")
             .env("CAMPEER__WEBRTC__BIND", "127.0.0.1")
+            .env("CAMPEER__ACCESS__TOKEN", TEST_TOKEN)
             .current_dir(std::env::temp_dir());
         if let Some(url) = url {
             cmd.env("CAMPEER__SIGNALING__URL", url);
