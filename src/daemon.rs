@@ -1,4 +1,4 @@
-//! Wires the media pipeline, the signaling client and the sessions together, and owns
+//! Wires the media pipeline, a signaller and the sessions together, and owns
 //! the one shutdown path: cancelling the token closes every session, stops the client,
 //! joins the media threads, and returns.
 
@@ -16,12 +16,9 @@ use crate::media::MediaPipeline;
 use crate::session::peer::{self, SessionContext, SessionHandle};
 use crate::session::registry::{Limits, Registry, Route};
 use crate::signaling::protocol::{RoomEvent, SessionId};
-use crate::signaling::{Outbox, client};
+use crate::signaling::{Signaller, SocketIo};
 use crate::systemd::Notifier;
 
-/// Room events waiting for the daemon loop; a relay flooding faster than sessions are
-/// built loses the excess (logged by the client).
-const ROOM_EVENT_CAPACITY: usize = 256;
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
 /// Serves the relay and viewer page on `listen`; returns the URL campeer itself joins.
@@ -67,94 +64,13 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         Some(url) => (url, None),
         None => embedded_relay(cfg.signaling.listen, Arc::clone(&access), &cancel).await?,
     };
-    // Probing and opening devices blocks: off the async workers.
-    let (video, audio, media_cancel) = (cfg.video.clone(), cfg.audio.clone(), cancel.child_token());
-    let pipeline =
-        tokio::task::spawn_blocking(move || MediaPipeline::start(&video, &audio, media_cancel))
-            .await
-            .context("starting the media pipeline")?
-            .context("starting the media pipeline")?;
-
-    let (joins_tx, mut joins) = tokio::sync::watch::channel(0u64);
-    let (outbox, outbox_rx) = Outbox::new(cfg.signaling.room.clone());
-    let (events_tx, mut events) = mpsc::channel(ROOM_EVENT_CAPACITY);
-    let signaling = tokio::spawn(client::run(
-        client::ClientSettings {
-            url,
-            room: cfg.signaling.room.clone(),
-            auth: server.is_some().then(|| access.socket_auth()),
-            joins: joins_tx,
-        },
-        events_tx,
-        outbox_rx,
-        cancel.child_token(),
-    ));
-
-    let session_ctx = SessionContext {
-        webrtc: Arc::new(cfg.webrtc.clone()),
-        video: pipeline.video(),
-        audio: pipeline.audio(),
-        outbox,
+    let room = cfg.signaling.room.clone();
+    let signaller = SocketIo {
+        url,
+        room,
+        auth: server.is_some().then(|| access.socket_auth()),
     };
-    let (ended_tx, mut ended) = mpsc::channel::<SessionId>(64);
-    let mut registry: Registry<SessionHandle> = Registry::new(
-        Limits::with_max_sessions(cfg.webrtc.max_sessions),
-        Instant::now(),
-    );
-    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-    let mut last_status = Instant::now();
-    let mut systemd = Notifier::from_env();
-    let status = |viewers: usize| format!("{viewers} viewer(s), room {}", cfg.signaling.room);
-    info!("campeer running");
-    // Media runs: ready, even if the relay is down at boot (the client keeps trying).
-    systemd.ready(&status(registry.len()));
-
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(ev) = events.recv() => match ev {
-                RoomEvent::Offer { session, sdp } => match registry.admit(&session, Instant::now()) {
-                    Ok(early) => {
-                        info!(ufrag = %session, early = early.len(), "offer received; starting session");
-                        let handle = peer::spawn(session.clone(), sdp, early, session_ctx.clone(), ended_tx.clone(), &cancel);
-                        registry.insert(session, handle);
-                    }
-                    Err(refusal) => warn!(ufrag = %session, "offer refused: {refusal}"),
-                },
-                RoomEvent::Candidate(c) => {
-                    if let Route::Deliver(handle, c) = registry.route(c, Instant::now()) {
-                        handle.add_candidate(c);
-                    }
-                }
-                RoomEvent::ForeignAnswer => tracing::debug!("ignoring another peer's answer"),
-            },
-            Ok(()) = joins.changed() => systemd.ready(&status(registry.len())),
-            Some(id) = ended.recv() => {
-                if registry.remove(&id).is_some() {
-                    info!(ufrag = %id, viewers = registry.len(), "session closed");
-                }
-            }
-            _ = housekeeping.tick() => {
-                systemd.tick(Instant::now(), pipeline.stats().snapshot().video_encoded);
-                systemd.status(&status(registry.len()));
-                let dropped = registry.prune(Instant::now());
-                if dropped > 0 {
-                    warn!(dropped, "candidates for sessions that never made an offer were dropped");
-                }
-                if last_status.elapsed() >= STATUS_EVERY {
-                    last_status = Instant::now();
-                    info!(viewers = registry.len(), media = %pipeline.stats().snapshot(), "status");
-                }
-            }
-        }
-    }
-
-    info!(viewers = registry.len(), "shutting down");
-    systemd.stopping();
-    for (_, handle) in registry.drain() {
-        handle.close().await;
-    }
-    let _ = signaling.await;
+    let result = serve(cfg, signaller, cancel).await;
     if let Some(server) = server {
         // Open WebSockets do not end a graceful shutdown; give them a moment, then stop.
         let abort = server.abort_handle();
@@ -165,9 +81,149 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
             abort.abort();
         }
     }
+    result
+}
+
+/// Runs the media pipeline and one session per viewer that `signaller` brings, until
+/// `cancel`; then closes the sessions, stops the signaller and joins the media threads.
+pub async fn serve(
+    cfg: Config,
+    signaller: impl Signaller,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    // Probing and opening devices blocks: off the async workers.
+    let (video, audio, media_cancel) = (cfg.video.clone(), cfg.audio.clone(), cancel.child_token());
+    let pipeline =
+        tokio::task::spawn_blocking(move || MediaPipeline::start(&video, &audio, media_cancel))
+            .await
+            .context("starting the media pipeline")?
+            .context("starting the media pipeline")?;
+
+    let mut room = signaller.start(cancel.child_token());
+    let mut sessions = Sessions::new(
+        &cfg,
+        SessionContext {
+            webrtc: Arc::new(cfg.webrtc.clone()),
+            video: pipeline.video(),
+            audio: pipeline.audio(),
+            outbox: room.outbox.clone(),
+        },
+        &cancel,
+    );
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    let mut last_status = Instant::now();
+    let mut systemd = Notifier::from_env();
+    let status = |viewers: usize| format!("{viewers} viewer(s), room {}", cfg.signaling.room);
+    info!("campeer running");
+    // Media runs: ready, even if the relay is down at boot (the signaller keeps trying).
+    systemd.ready(&status(sessions.len()));
+
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(ev) = room.events.recv() => sessions.on_room_event(ev),
+            Ok(()) = room.joins.changed() => systemd.ready(&status(sessions.len())),
+            Some(id) = sessions.ended.recv() => sessions.on_ended(&id),
+            _ = housekeeping.tick() => {
+                systemd.tick(Instant::now(), pipeline.stats().snapshot().video_encoded);
+                systemd.status(&status(sessions.len()));
+                sessions.prune();
+                if last_status.elapsed() >= STATUS_EVERY {
+                    last_status = Instant::now();
+                    info!(viewers = sessions.len(), media = %pipeline.stats().snapshot(), "status");
+                }
+            }
+        }
+    }
+
+    info!(viewers = sessions.len(), "shutting down");
+    systemd.stopping();
+    sessions.close_all().await;
+    let _ = room.task.await;
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await
         .context("joining the media threads")?;
     info!("stopped");
     Ok(())
+}
+
+/// The live sessions and what the loop does with room events and sessions that end.
+struct Sessions {
+    registry: Registry<SessionHandle>,
+    ctx: SessionContext,
+    /// Every session reports its end here, however it ends; unbounded so that a report
+    /// never waits (see `peer::spawn`).
+    ended_tx: mpsc::UnboundedSender<SessionId>,
+    ended: mpsc::UnboundedReceiver<SessionId>,
+    cancel: CancellationToken,
+}
+
+impl Sessions {
+    fn new(cfg: &Config, ctx: SessionContext, cancel: &CancellationToken) -> Self {
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        Self {
+            registry: Registry::new(
+                Limits::with_max_sessions(cfg.webrtc.max_sessions),
+                Instant::now(),
+            ),
+            ctx,
+            ended_tx,
+            ended,
+            cancel: cancel.clone(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    fn on_room_event(&mut self, ev: RoomEvent) {
+        match ev {
+            RoomEvent::Offer { session, sdp } => {
+                match self.registry.admit(&session, Instant::now()) {
+                    Ok(early) => {
+                        info!(ufrag = %session, early = early.len(), "offer received; starting session");
+                        let handle = peer::spawn(
+                            session.clone(),
+                            sdp,
+                            early,
+                            self.ctx.clone(),
+                            self.ended_tx.clone(),
+                            &self.cancel,
+                        );
+                        self.registry.insert(session, handle);
+                    }
+                    Err(refusal) => warn!(ufrag = %session, "offer refused: {refusal}"),
+                }
+            }
+            RoomEvent::Candidate(c) => {
+                if let Route::Deliver(handle, c) = self.registry.route(c, Instant::now()) {
+                    handle.add_candidate(c);
+                }
+            }
+            RoomEvent::ForeignAnswer => tracing::debug!("ignoring another peer's answer"),
+        }
+    }
+
+    fn on_ended(&mut self, id: &SessionId) {
+        if self.registry.remove(id).is_some() {
+            info!(ufrag = %id, viewers = self.registry.len(), "session closed");
+        }
+    }
+
+    fn prune(&mut self) {
+        let dropped = self.registry.prune(Instant::now());
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "candidates for sessions that never made an offer were dropped"
+            );
+        }
+    }
+
+    async fn close_all(&mut self) {
+        for (_, handle) in self.registry.drain() {
+            handle.close().await;
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod media;
+pub mod sdp;
 pub mod session;
 pub mod signaling;
 pub mod systemd;

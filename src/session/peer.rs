@@ -1,18 +1,20 @@
-//! One viewer: its PeerConnection, its two local tracks, and the tasks that copy the
-//! shared encoded frames into them.
+//! One viewer's PeerConnection: the thin edge that drives the session's state
+//! [`Machine`], and the tasks that copy the shared encoded frames into its tracks.
 //!
 //! A session is a cheap view onto the media pipeline (the webrtcsink lesson): it never
 //! encodes; it subscribes to the pipeline's [`MediaFeed`]s and writes each frame's
 //! ready-made RTP payloads under its own SSRC, sequence numbers and payload type.
 //! webrtc 0.21 binds a local track to one sender only, so each session owns its tracks.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::PayloadType;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -32,17 +34,18 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::keyframe::{self, KeyframeRequests};
+use super::machine::{Ending, Link, Machine, Remote};
 use crate::config::WebrtcConfig;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
+use crate::sdp;
 use crate::signaling::Outbox;
-use crate::signaling::protocol::{
-    Candidate, SessionId, sdp_attribute, sdp_offers_codec, tag_answer,
-};
+use crate::signaling::protocol::{Candidate, SessionId};
 
-const VP8_PAYLOAD_TYPE: u8 = 96;
-const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// A viewer that has not connected by then has gone away (or cannot reach us).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const VP8_PAYLOAD_TYPE: PayloadType = 96;
+const OPUS_PAYLOAD_TYPE: PayloadType = 111;
+/// A viewer that has not connected by then has gone away, cannot reach us, or never
+/// meant to: its slot is given back.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -55,8 +58,6 @@ pub enum SessionError {
     NoCodec(&'static str),
     #[error("no usable local description after answering")]
     NoLocalDescription,
-    #[error("did not connect within {0:?}")]
-    ConnectTimeout(Duration),
 }
 
 fn webrtc_err(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> SessionError {
@@ -102,7 +103,7 @@ pub fn spawn(
     offer: String,
     early: Vec<Candidate>,
     ctx: SessionContext,
-    ended: mpsc::Sender<SessionId>,
+    ended: mpsc::UnboundedSender<SessionId>,
     parent: &CancellationToken,
 ) -> SessionHandle {
     let (tx, rx) = mpsc::channel(64);
@@ -112,23 +113,54 @@ pub fn spawn(
     }
     let cancel = parent.child_token();
     let span = info_span!("session", ufrag = %id);
-    let task = tokio::spawn({
-        let cancel = cancel.clone();
+    let session = {
+        let (id, cancel) = (id.clone(), cancel.clone());
         async move {
-            let started = tokio::time::Instant::now();
+            let started = Instant::now();
             match run(&id, offer, rx, ctx, cancel).await {
-                Ok(()) => info!(lasted = ?started.elapsed(), "session ended"),
+                Ok(ending) => info!(lasted = ?started.elapsed(), "session ended: {ending}"),
                 Err(e) => warn!(lasted = ?started.elapsed(), "session ended: {e}"),
             }
-            let _ = ended.send(id).await;
         }
         .instrument(span)
-    });
+    };
     SessionHandle {
         candidates: tx,
         cancel,
-        task,
+        task: spawn_reporting_end(id, ended, session),
     }
+}
+
+/// Reports a session's end from its task's drop, so that it is reported however the task
+/// ends: returned, panicked or aborted. An unbounded send never waits, so neither a
+/// session nor shutdown can hang on a registry that no longer reads (one message per
+/// session, and the sessions are bounded by `webrtc.max_sessions`).
+struct ReportEnd {
+    id: Option<SessionId>,
+    ended: mpsc::UnboundedSender<SessionId>,
+}
+
+impl Drop for ReportEnd {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.ended.send(id);
+        }
+    }
+}
+
+fn spawn_reporting_end(
+    id: SessionId,
+    ended: mpsc::UnboundedSender<SessionId>,
+    session: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let report = ReportEnd {
+        id: Some(id),
+        ended,
+    };
+    tokio::spawn(async move {
+        let _report = report;
+        session.await;
+    })
 }
 
 enum PcEvent {
@@ -234,77 +266,6 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLo
     )))
 }
 
-/// The media this session sends: one track per feed.
-struct Outgoing {
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    feed: MediaFeed,
-    ssrc: u32,
-}
-
-async fn run(
-    id: &SessionId,
-    offer: String,
-    mut remote_candidates: mpsc::Receiver<Candidate>,
-    ctx: SessionContext,
-    cancel: CancellationToken,
-) -> Result<(), SessionError> {
-    let received = tokio::time::Instant::now();
-    // Refused before any socket is bound: a camera that cannot send video has no answer.
-    if !sdp_offers_codec(&offer, "VP8") {
-        return Err(SessionError::NoCodec("VP8"));
-    }
-    let ice_servers = ctx
-        .webrtc
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone().unwrap_or_default(),
-            credential: s.credential.clone().unwrap_or_default(),
-        })
-        .collect();
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let pc = build_connection(&ctx.webrtc, ice_servers, events_tx).await?;
-
-    let mut outgoing = Vec::new();
-    for feed in std::iter::once(&ctx.video).chain(ctx.audio.as_ref()) {
-        let (kind, codec) = match feed.kind() {
-            MediaKind::Video => (RtpCodecKind::Video, vp8_codec(Vec::new())),
-            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
-        };
-        let ssrc = rand::random::<u32>();
-        let track = local_track(kind, codec, ssrc);
-        let sender = pc
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-            .await
-            .map_err(webrtc_err("add track"))?;
-        outgoing.push(Outgoing {
-            track,
-            sender,
-            feed: feed.clone(),
-            ssrc,
-        });
-    }
-
-    let result = answer_and_serve(
-        id,
-        received,
-        &pc,
-        offer,
-        &mut remote_candidates,
-        &mut events,
-        &ctx,
-        &outgoing,
-        &cancel,
-    )
-    .await;
-    if let Err(e) = pc.close().await {
-        debug!("close: {e}");
-    }
-    result
-}
-
 /// A viewer that closes its page sends nothing more; these bound how long its session
 /// lingers (consent checks stop: disconnected after 4 s, failed 6 s later). mDNS
 /// resolution lets a watch-only browser's `.local` candidates be used directly.
@@ -321,9 +282,17 @@ fn setting_engine() -> webrtc::peer_connection::SettingEngine {
 
 async fn build_connection(
     cfg: &WebrtcConfig,
-    ice_servers: Vec<RTCIceServer>,
     events: mpsc::UnboundedSender<PcEvent>,
 ) -> Result<impl PeerConnection, SessionError> {
+    let ice_servers: Vec<RTCIceServer> = cfg
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
     let ports: Vec<u16> = match cfg.udp_port_range {
         Some([first, last]) => (first..=last).collect(),
         None => vec![0],
@@ -355,18 +324,106 @@ async fn build_connection(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn answer_and_serve(
+/// The media this session may send: one track per feed.
+struct Track {
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    feed: MediaFeed,
+    ssrc: u32,
+}
+
+/// A track the answer agreed to, with the payload type it agreed on.
+struct Sending {
+    track: Arc<TrackLocalStaticRTP>,
+    feed: MediaFeed,
+    ssrc: u32,
+    payload_type: PayloadType,
+}
+
+/// The answer, and what it tells the candidates campeer trickles.
+struct Answer {
+    sdp: String,
+    names: LocalNames,
+}
+
+/// What names campeer's candidates: its ufrag and its first media section.
+struct LocalNames {
+    ufrag: Option<String>,
+    first_mid: Option<String>,
+}
+
+/// What drives a session besides its PeerConnection.
+struct Inputs {
+    offer_received: Instant,
+    remote_candidates: mpsc::Receiver<Candidate>,
+    events: mpsc::UnboundedReceiver<PcEvent>,
+}
+
+async fn run(
     id: &SessionId,
-    received: tokio::time::Instant,
-    pc: &impl PeerConnection,
     offer: String,
-    remote_candidates: &mut mpsc::Receiver<Candidate>,
-    events: &mut mpsc::UnboundedReceiver<PcEvent>,
+    remote_candidates: mpsc::Receiver<Candidate>,
+    ctx: SessionContext,
+    cancel: CancellationToken,
+) -> Result<Ending, SessionError> {
+    let offer_received = Instant::now();
+    // Refused before any socket is bound: a camera that cannot send video has no answer.
+    if !sdp::offers_codec(&offer, "VP8") {
+        return Err(SessionError::NoCodec("VP8"));
+    }
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let pc = build_connection(&ctx.webrtc, events_tx).await?;
+    let result = async {
+        let tracks = add_tracks(&pc, &ctx).await?;
+        let (answer, sending) = negotiate(&pc, id, offer, &tracks).await?;
+        let inputs = Inputs {
+            offer_received,
+            remote_candidates,
+            events,
+        };
+        Ok(drive(&pc, &ctx, answer, &sending, inputs, &cancel).await)
+    }
+    .await;
+    if let Err(e) = pc.close().await {
+        debug!("close: {e}");
+    }
+    result
+}
+
+async fn add_tracks(
+    pc: &impl PeerConnection,
     ctx: &SessionContext,
-    outgoing: &[Outgoing],
-    cancel: &CancellationToken,
-) -> Result<(), SessionError> {
+) -> Result<Vec<Track>, SessionError> {
+    let mut tracks = Vec::new();
+    for feed in std::iter::once(&ctx.video).chain(ctx.audio.as_ref()) {
+        let (kind, codec) = match feed.kind() {
+            MediaKind::Video => (RtpCodecKind::Video, vp8_codec(Vec::new())),
+            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
+        };
+        let ssrc = rand::random::<u32>();
+        let track = local_track(kind, codec, ssrc);
+        let sender = pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await
+            .map_err(webrtc_err("add track"))?;
+        tracks.push(Track {
+            track,
+            sender,
+            feed: feed.clone(),
+            ssrc,
+        });
+    }
+    Ok(tracks)
+}
+
+/// Applies the offer and makes the answer, tagged with the offer it answers; returns it
+/// with the tracks it agreed to send.
+async fn negotiate(
+    pc: &impl PeerConnection,
+    id: &SessionId,
+    offer: String,
+    tracks: &[Track],
+) -> Result<(Answer, Vec<Sending>), SessionError> {
     let offer = RTCSessionDescription::offer(offer).map_err(webrtc_err("parse offer"))?;
     pc.set_remote_description(offer)
         .await
@@ -384,83 +441,149 @@ async fn answer_and_serve(
         .filter(|d| d.sdp_type == RTCSdpType::Answer)
         .ok_or(SessionError::NoLocalDescription)?;
 
-    let mut writers = Vec::new();
-    let mut payload_types = Vec::new();
-    for out in outgoing {
-        let params = out
+    let mut sending = Vec::new();
+    for t in tracks {
+        let params = t
             .sender
             .get_parameters()
             .await
             .map_err(webrtc_err("sender parameters"))?;
         match params.rtp_parameters.codecs.first() {
-            Some(codec) => payload_types.push(codec.payload_type),
-            None if out.feed.kind() == MediaKind::Video => {
+            Some(codec) => sending.push(Sending {
+                track: Arc::clone(&t.track),
+                feed: t.feed.clone(),
+                ssrc: t.ssrc,
+                payload_type: codec.payload_type,
+            }),
+            None if t.feed.kind() == MediaKind::Video => {
                 return Err(SessionError::NoCodec("VP8"));
             }
-            None => {
-                warn!("the offer takes no Opus audio; sending video only");
-                payload_types.push(0);
-            }
+            None => warn!("the offer takes no Opus audio; sending video only"),
         }
     }
+    let answer = Answer {
+        names: LocalNames {
+            ufrag: sdp::attribute(&local.sdp, "ice-ufrag").map(str::to_owned),
+            first_mid: sdp::attribute(&local.sdp, "mid").map(str::to_owned),
+        },
+        sdp: sdp::tag_answer(&local.sdp, id.as_str()),
+    };
+    Ok((answer, sending))
+}
 
-    // The reference page applies candidates the moment they arrive and fails without a
-    // remote description, so the answer goes out before any candidate does.
-    ctx.outbox.answer(&tag_answer(&local.sdp, id));
-    info!(after = ?received.elapsed(), "answer sent");
-    let local_ufrag = sdp_attribute(&local.sdp, "ice-ufrag").map(str::to_owned);
-    let first_mid = sdp_attribute(&local.sdp, "mid").map(str::to_owned);
-
-    let deadline = tokio::time::sleep(CONNECT_TIMEOUT);
-    tokio::pin!(deadline);
-    let mut connected = false;
+/// Sends the answer, then feeds the machine what happens until it says the session is
+/// over, carrying out what it decides.
+async fn drive(
+    pc: &impl PeerConnection,
+    ctx: &SessionContext,
+    answer: Answer,
+    sending: &[Sending],
+    mut inputs: Inputs,
+    cancel: &CancellationToken,
+) -> Ending {
+    let mut machine = Machine::new(inputs.offer_received, HANDSHAKE_TIMEOUT);
     let media = cancel.child_token();
     let _stop_media = media.clone().drop_guard();
+    let Answer { sdp, names } = answer;
+    ctx.outbox.answer(sdp);
+    info!(after = ?inputs.offer_received.elapsed(), "answer sent");
+    for c in machine.answer_sent(Instant::now()) {
+        ctx.outbox.candidate(c);
+    }
     loop {
+        if let Some(ending) = machine.ended() {
+            return ending;
+        }
+        let deadline = machine.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            _ = &mut deadline, if !connected => return Err(SessionError::ConnectTimeout(CONNECT_TIMEOUT)),
-            Some(c) = remote_candidates.recv() => {
-                let init = RTCIceCandidateInit {
-                    candidate: c.candidate,
-                    sdp_mid: c.sdp_mid,
-                    sdp_mline_index: c.sdp_mline_index,
-                    username_fragment: c.username_fragment,
-                    url: None,
-                };
-                if let Err(e) = pc.add_ice_candidate(init).await {
-                    warn!("remote candidate refused: {e}");
+            _ = cancel.cancelled() => machine.close(),
+            _ = sleep_until(deadline) => machine.tick(Instant::now()),
+            Some(c) = inputs.remote_candidates.recv() => {
+                if let Remote::Apply(c) = machine.remote_candidate(c, Instant::now()) {
+                    apply_remote(pc, c).await;
                 }
             }
-            Some(ev) = events.recv() => match ev {
-                PcEvent::LocalCandidate(ev) => match ev.candidate.to_json() {
-                    Ok(init) => ctx.outbox.candidate(&Candidate {
-                        candidate: init.candidate,
-                        sdp_mid: first_mid.clone(),
-                        sdp_mline_index: Some(0),
-                        username_fragment: local_ufrag.clone(),
-                    }),
-                    Err(e) => warn!("local candidate not sendable: {e}"),
-                },
+            Some(ev) = inputs.events.recv() => match ev {
+                PcEvent::LocalCandidate(ev) => {
+                    if let Some(c) = local_candidate(&ev, &names)
+                        .and_then(|c| machine.local_candidate(c, Instant::now()))
+                    {
+                        ctx.outbox.candidate(c);
+                    }
+                }
                 PcEvent::State(state) => {
                     info!(%state, "connection state");
-                    match state {
-                        RTCPeerConnectionState::Connected if !connected => {
-                            connected = true;
-                            for (out, &pt) in outgoing.iter().zip(&payload_types) {
-                                if pt != 0 {
-                                    writers.push(tokio::spawn(send_media(out.feed.clone(), Arc::clone(&out.track), out.ssrc, pt, media.clone()).in_current_span()));
-                                }
-                                if out.feed.kind() == MediaKind::Video {
-                                    tokio::spawn(watch_feedback(Arc::clone(&out.track), out.feed.clone(), media.clone()).in_current_span());
-                                }
-                            }
-                        }
-                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => return Ok(()),
-                        _ => {}
+                    if link(state).is_some_and(|l| machine.link(l, Instant::now())) {
+                        start_media(sending, &media);
                     }
                 }
             },
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn link(state: RTCPeerConnectionState) -> Option<Link> {
+    match state {
+        RTCPeerConnectionState::Connected => Some(Link::Connected),
+        RTCPeerConnectionState::Failed => Some(Link::Failed),
+        RTCPeerConnectionState::Closed => Some(Link::Closed),
+        _ => None,
+    }
+}
+
+/// A gathered candidate as the room protocol carries it, named by campeer's own ufrag.
+fn local_candidate(ev: &RTCPeerConnectionIceEvent, names: &LocalNames) -> Option<Candidate> {
+    match ev.candidate.to_json() {
+        Ok(init) => Some(Candidate {
+            candidate: init.candidate,
+            sdp_mid: names.first_mid.clone(),
+            sdp_mline_index: Some(0),
+            username_fragment: names.ufrag.clone(),
+        }),
+        Err(e) => {
+            warn!("local candidate not sendable: {e}");
+            None
+        }
+    }
+}
+
+async fn apply_remote(pc: &impl PeerConnection, c: Candidate) {
+    let init = RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+        url: None,
+    };
+    if let Err(e) = pc.add_ice_candidate(init).await {
+        warn!("remote candidate refused: {e}");
+    }
+}
+
+fn start_media(sending: &[Sending], stop: &CancellationToken) {
+    for s in sending {
+        tokio::spawn(
+            send_media(
+                s.feed.clone(),
+                Arc::clone(&s.track),
+                s.ssrc,
+                s.payload_type,
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
+        if s.feed.kind() == MediaKind::Video {
+            tokio::spawn(
+                watch_feedback(Arc::clone(&s.track), s.feed.clone(), stop.clone())
+                    .in_current_span(),
+            );
         }
     }
 }
@@ -495,7 +618,7 @@ async fn send_media(
     feed: MediaFeed,
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
-    payload_type: u8,
+    payload_type: PayloadType,
     stop: CancellationToken,
 ) {
     let mut frames = feed.subscribe();
@@ -552,5 +675,50 @@ async fn send_media(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::registry::{Limits, Registry};
+
+    #[tokio::test]
+    async fn a_panicking_session_is_removed_from_the_registry() {
+        let id = SessionId::parse("boom").unwrap();
+        let mut registry = Registry::new(Limits::with_max_sessions(1), Instant::now());
+        registry.admit(&id, Instant::now()).unwrap();
+        let (ended_tx, mut ended) = mpsc::unbounded_channel();
+        let task = spawn_reporting_end(id.clone(), ended_tx, async { panic!("a session bug") });
+        registry.insert(id.clone(), ());
+        assert!(task.await.unwrap_err().is_panic());
+        let reported = ended.recv().await.expect("the end is reported");
+        assert_eq!(registry.remove(&reported), Some(()));
+        assert!(registry.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_aborted_session_reports_its_end_without_a_reader_waiting() {
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        // Nobody reads `ended` while the sessions stop, as at shutdown.
+        let tasks: Vec<_> = (0..200)
+            .map(|n| {
+                let id = SessionId::parse(&format!("s{n:03}")).unwrap();
+                spawn_reporting_end(id, ended_tx.clone(), std::future::pending())
+            })
+            .collect();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            assert!(t.await.unwrap_err().is_cancelled());
+        }
+        drop(ended_tx);
+        let mut ended = ended;
+        let mut n = 0;
+        while ended.recv().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 200);
     }
 }

@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::protocol::{self, RECEIVE_ANSWER, RECEIVE_CANDIDATE, RECEIVE_OFFER, RoomEvent};
+use super::protocol::{
+    self, Outgoing, RECEIVE_ANSWER, RECEIVE_CANDIDATE, RECEIVE_OFFER, RoomEvent,
+};
 use crate::access::redact;
 use crate::config::RoomId;
 pub use backoff::Backoff;
@@ -60,7 +62,7 @@ enum Ended {
 pub async fn run(
     settings: ClientSettings,
     events: mpsc::Sender<RoomEvent>,
-    mut outbox: mpsc::Receiver<(&'static str, Value)>,
+    mut outbox: mpsc::Receiver<Outgoing>,
     cancel: CancellationToken,
 ) {
     let url = redact::url(&settings.url);
@@ -75,7 +77,7 @@ pub async fn run(
         let retry_in = match connected {
             Ok(client) => {
                 backoff.connected(Instant::now());
-                let ended = serve(&client, &mut outbox, &link.lost, &cancel).await;
+                let ended = serve(&client, &settings.room, &mut outbox, &link.lost, &cancel).await;
                 disconnect(&client).await;
                 if !matches!(ended, Ended::Lost) {
                     return;
@@ -148,7 +150,8 @@ async fn disconnect(client: &Client) {
 
 async fn serve(
     client: &Client,
-    outbox: &mut mpsc::Receiver<(&'static str, Value)>,
+    room: &RoomId,
+    outbox: &mut mpsc::Receiver<Outgoing>,
     lost: &CancellationToken,
     cancel: &CancellationToken,
 ) -> Ended {
@@ -157,8 +160,9 @@ async fn serve(
             _ = cancel.cancelled() => return Ended::Cancelled,
             _ = lost.cancelled() => return Ended::Lost,
             msg = outbox.recv() => {
-                let Some((event, payload)) = msg else { return Ended::OutboxClosed };
-                if let Err(e) = client.emit(event, payload).await {
+                let Some(msg) = msg else { return Ended::OutboxClosed };
+                let event = msg.event();
+                if let Err(e) = client.emit(event, msg.payload(room)).await {
                     warn!(event, "signaling: emit failed: {e}");
                 }
             }
@@ -183,7 +187,13 @@ fn builder(
             let (room, joins, joined) = (room.clone(), joins.clone(), joined.clone());
             async move {
                 info!(%room, "signaling: connected, joining room");
-                match client.emit("joinRoom", protocol::join_room(&room)).await {
+                match client
+                    .emit(
+                        Outgoing::JoinRoom.event(),
+                        Outgoing::JoinRoom.payload(&room),
+                    )
+                    .await
+                {
                     Ok(()) => {
                         joins.send_modify(|n| *n += 1);
                         joined.cancel();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::RoomId;
+use crate::sdp;
 
 /// Larger SDPs are refused before parsing: a browser offer is a few KiB.
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
@@ -173,7 +174,7 @@ fn parse_offer(body: Value) -> Result<RoomEvent, ProtocolError> {
             max: MAX_SDP_BYTES,
         });
     }
-    let session = sdp_attribute(&offer.sdp, "ice-ufrag")
+    let session = sdp::attribute(&offer.sdp, "ice-ufrag")
         .and_then(SessionId::parse)
         .ok_or(ProtocolError::NoUfrag)?;
     Ok(RoomEvent::Offer {
@@ -203,55 +204,34 @@ fn parse_candidate(body: Value) -> Result<RoomEvent, ProtocolError> {
     Ok(RoomEvent::Candidate(candidate))
 }
 
-/// The value of the first `a=NAME:value` line, session or media level.
-pub fn sdp_attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
-    sdp.lines().find_map(|line| {
-        line.trim_end()
-            .strip_prefix("a=")?
-            .strip_prefix(name)?
-            .strip_prefix(':')
-    })
+/// What campeer says in the room; the signaling client adds the room and sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    JoinRoom,
+    Answer { sdp: String },
+    Candidate(Candidate),
 }
 
-/// Whether some `a=rtpmap` line offers `codec` (e.g. `VP8`), case-insensitively as SDP
-/// encoding names are.
-pub fn sdp_offers_codec(sdp: &str, codec: &str) -> bool {
-    sdp.lines().any(|line| {
-        line.strip_prefix("a=rtpmap:")
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|enc| enc.split('/').next())
-            .is_some_and(|name| name.eq_ignore_ascii_case(codec))
-    })
-}
-
-/// The session attribute naming the offer an answer answers. Every viewer in a room sees
-/// every answer and the relay forwards nothing but the SDP, so the name rides inside it;
-/// browsers ignore unknown attributes, and campeer's own page uses it to pick its answer.
-pub const ANSWERS_ATTRIBUTE: &str = "x-campeer-answers";
-
-/// `sdp` with `a=x-campeer-answers:<offer's ufrag>` added at session level.
-pub fn tag_answer(sdp: &str, offer: &SessionId) -> String {
-    let line = format!("a={ANSWERS_ATTRIBUTE}:{offer}\r\n");
-    // Session-level attributes follow the t= line, before the first m= section.
-    match sdp
-        .find("\r\nt=")
-        .and_then(|t| sdp[t + 2..].find("\r\n").map(|e| t + 2 + e + 2))
-    {
-        Some(at) => format!("{}{line}{}", &sdp[..at], &sdp[at..]),
-        None => format!("{sdp}{line}"),
+impl Outgoing {
+    /// The Socket.IO event name of PROTOCOL.md.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Outgoing::JoinRoom => "joinRoom",
+            Outgoing::Answer { .. } => "sendAnswer",
+            Outgoing::Candidate(_) => "sendCandidate",
+        }
     }
-}
 
-pub fn join_room(room: &RoomId) -> Value {
-    room.to_json()
-}
-
-pub fn send_answer(room: &RoomId, sdp: &str) -> Value {
-    json!({ "answer": { "type": "answer", "sdp": sdp }, "room": room.to_json() })
-}
-
-pub fn send_candidate(room: &RoomId, candidate: &Candidate) -> Value {
-    json!({ "candidate": candidate, "room": room.to_json() })
+    /// The payload, with the room as the relay wants it (number or string, as configured).
+    pub fn payload(&self, room: &RoomId) -> Value {
+        match self {
+            Outgoing::JoinRoom => room.to_json(),
+            Outgoing::Answer { sdp } => {
+                json!({ "answer": { "type": "answer", "sdp": sdp }, "room": room.to_json() })
+            }
+            Outgoing::Candidate(c) => json!({ "candidate": c, "room": room.to_json() }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -343,9 +323,13 @@ mod tests {
 
     #[test]
     fn outgoing_payloads_keep_the_room_type() {
-        assert_eq!(join_room(&RoomId::number(1)), json!(1));
-        assert_eq!(join_room(&RoomId::string("1")), json!("1"));
-        let a = send_answer(&RoomId::string("1"), "v=0");
+        let join = Outgoing::JoinRoom;
+        assert_eq!(join.event(), "joinRoom");
+        assert_eq!(join.payload(&RoomId::number(1)), json!(1));
+        assert_eq!(join.payload(&RoomId::string("1")), json!("1"));
+        let answer = Outgoing::Answer { sdp: "v=0".into() };
+        assert_eq!(answer.event(), "sendAnswer");
+        let a = answer.payload(&RoomId::string("1"));
         assert_eq!(
             a,
             json!({ "answer": { "type": "answer", "sdp": "v=0" }, "room": "1" })
@@ -357,36 +341,9 @@ mod tests {
             username_fragment: Some("loc1".into()),
         };
         assert_eq!(
-            send_candidate(&RoomId::number(1), &c),
+            Outgoing::Candidate(c).payload(&RoomId::number(1)),
             json!({ "candidate": { "candidate": "candidate:x", "sdpMid": "0",
                 "sdpMLineIndex": 0, "usernameFragment": "loc1" }, "room": 1 })
         );
-    }
-
-    #[test]
-    fn answers_name_their_offer_at_session_level() {
-        let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 X 96\r\na=mid:0\r\n";
-        let tagged = tag_answer(sdp, &SessionId::parse("AbC1").unwrap());
-        assert_eq!(
-            tagged,
-            "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=x-campeer-answers:AbC1\r\nm=video 9 X 96\r\na=mid:0\r\n"
-        );
-        assert_eq!(sdp_attribute(&tagged, ANSWERS_ATTRIBUTE), Some("AbC1"));
-    }
-
-    #[test]
-    fn codec_offer_is_found_by_name() {
-        let sdp = "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 vp8/90000\r\na=rtpmap:102 H264/90000\r\n";
-        assert!(sdp_offers_codec(sdp, "VP8"));
-        assert!(sdp_offers_codec(sdp, "h264"));
-        assert!(!sdp_offers_codec(sdp, "VP9"));
-        assert!(!sdp_offers_codec("a=rtpmap:", "VP8"));
-    }
-
-    #[test]
-    fn sdp_attribute_finds_the_first() {
-        assert_eq!(sdp_attribute(OFFER_SDP, "ice-ufrag"), Some("AbC1"));
-        assert_eq!(sdp_attribute(OFFER_SDP, "ice-pwd"), Some("x"));
-        assert_eq!(sdp_attribute(OFFER_SDP, "mid"), None);
     }
 }

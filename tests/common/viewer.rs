@@ -1,6 +1,7 @@
 //! A viewer written with webrtc-rs, playing the browser's part of PROTOCOL.md: it joins the
-//! room over the real relay, sends an offer, trickles candidates, then decodes the VP8 it
-//! receives with libvpx and reads the test pattern's frame counter back.
+//! room (over the real relay, or straight to campeer's in-process signaller), sends an
+//! offer, trickles candidates, then decodes the VP8 it receives with libvpx and reads the
+//! test pattern's frame counter back.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ use campeer::config::VideoConfig;
 use campeer::media::I420Frame;
 use campeer::media::video::test_pattern::{TestPattern, read_counter};
 use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder};
+use campeer::signaling::direct::RoomSide;
+use campeer::signaling::protocol::{self, Outgoing};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -184,7 +187,7 @@ async fn decode_audio(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
 
 pub struct Viewer {
     pc: Arc<dyn PeerConnection>,
-    socket: Client,
+    socket: Option<Client>,
     pub seen: mpsc::UnboundedReceiver<Seen>,
     video_track: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
     pub ufrag: String,
@@ -203,6 +206,17 @@ impl Viewer {
     /// Joins `room` on the relay at `url` and sends an offer. Returns once the offer is
     /// out; watch `seen` for what arrives.
     pub async fn call(url: &str, room: Value, direction: Direction) -> Viewer {
+        Self::call_over(RoomLink::relay(url, room).await, direction).await
+    }
+
+    /// As [`Viewer::call`], through any way to the room (e.g. [`RoomLink::direct`]).
+    pub async fn call_over(link: RoomLink, direction: Direction) -> Viewer {
+        let RoomLink {
+            say,
+            hear: mut from_room,
+            socket,
+            task: link_task,
+        } = link;
         let (seen_tx, seen) = mpsc::unbounded_channel();
         let violations = seen_tx.clone();
         let (cand_tx, mut local_candidates) = mpsc::unbounded_channel();
@@ -225,7 +239,7 @@ impl Viewer {
             .await
             .expect("viewer peer connection");
 
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<_> = link_task.into_iter().collect();
         match direction {
             Direction::RecvOnly => {
                 for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -252,63 +266,19 @@ impl Viewer {
             }
         }
 
-        // One channel for both, so they are handled in the order the relay sent them.
-        let (answer_tx, mut from_room) = mpsc::unbounded_channel::<(bool, Value)>();
-        let rcand_tx = answer_tx.clone();
-        let (joined_tx, mut joined) = mpsc::unbounded_channel::<()>();
-        let room_for_join = room.clone();
-        let socket = ClientBuilder::new(url)
-            .on("open", move |_, c: Client| {
-                let room = room_for_join.clone();
-                let joined = joined_tx.clone();
-                async move {
-                    c.emit("joinRoom", room).await.expect("joinRoom");
-                    let _ = joined.send(());
-                }
-                .boxed()
-            })
-            .on("receiveAnswer", move |p, _| {
-                let tx = answer_tx.clone();
-                async move {
-                    if let Payload::Text(v) = p {
-                        let _ = tx.send((true, v[0].clone()));
-                    }
-                }
-                .boxed()
-            })
-            .on("receiveCandidate", move |p, _| {
-                let tx = rcand_tx.clone();
-                async move {
-                    if let Payload::Text(v) = p {
-                        let _ = tx.send((false, v[0].clone()));
-                    }
-                }
-                .boxed()
-            })
-            .connect()
-            .await
-            .expect("viewer reaches the relay");
-        joined.recv().await;
-
         let offer = pc.create_offer(None).await.expect("offer");
         pc.set_local_description(offer.clone())
             .await
             .expect("set offer");
-        let ufrag = campeer::signaling::protocol::sdp_attribute(&offer.sdp, "ice-ufrag")
+        let ufrag = campeer::sdp::attribute(&offer.sdp, "ice-ufrag")
             .expect("offer has a ufrag")
             .to_owned();
-        socket
-            .emit(
-                "sendOffer",
-                json!({ "offer": { "type": "offer", "sdp": offer.sdp }, "room": room }),
-            )
-            .await
-            .expect("sendOffer");
+        say.send(Says::Offer(offer.sdp))
+            .expect("the room link is open");
 
         // Trickle both ways in the background for the life of the call.
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let pc_ref = Arc::clone(&pc);
-        let socket2 = socket.clone();
         let my_ufrag = ufrag.clone();
         tasks.push(tokio::spawn(async move {
             let mut remote_ufrag: Option<String> = None;
@@ -319,18 +289,18 @@ impl Viewer {
                         let Ok(init) = ev.candidate.to_json() else { continue };
                         let c = json!({ "candidate": init.candidate, "sdpMid": "0",
                             "sdpMLineIndex": 0, "usernameFragment": my_ufrag });
-                        let _ = socket2.emit("sendCandidate", json!({ "candidate": c, "room": room })).await;
+                        let _ = say.send(Says::Candidate(c));
                     }
                     Some((is_answer, msg)) = from_room.recv() => {
                         // Others in the room may send anything, and every viewer sees every
                         // answer and candidate: keep what names this call.
                         if is_answer {
                             let sdp = msg["answer"]["sdp"].as_str().unwrap_or_default().to_owned();
-                            let for_me = campeer::signaling::protocol::sdp_attribute(&sdp, "x-campeer-answers") == Some(my_ufrag.as_str());
+                            let for_me = campeer::sdp::attribute(&sdp, "x-campeer-answers") == Some(my_ufrag.as_str());
                             if remote_ufrag.is_some() || !for_me {
                                 continue;
                             }
-                            let theirs = campeer::signaling::protocol::sdp_attribute(&sdp, "ice-ufrag").map(str::to_owned);
+                            let theirs = campeer::sdp::attribute(&sdp, "ice-ufrag").map(str::to_owned);
                             if let Ok(answer) = RTCSessionDescription::answer(sdp)
                                 && pc_ref.set_remote_description(answer).await.is_ok()
                             {
@@ -476,7 +446,131 @@ impl Viewer {
             t.abort();
         }
         let _ = self.pc.close().await;
-        let _ = self.socket.disconnect().await;
+        if let Some(socket) = &self.socket {
+            let _ = socket.disconnect().await;
+        }
+    }
+}
+
+/// What a viewer says in the room.
+pub enum Says {
+    Offer(String),
+    /// A candidate as `RTCIceCandidate.toJSON()` writes it.
+    Candidate(Value),
+}
+
+/// A viewer's way to the room: the relay over Socket.IO, or campeer's in-process signaller.
+pub struct RoomLink {
+    say: mpsc::UnboundedSender<Says>,
+    /// What the room says, in order: `(is_answer, payload)` as the relay delivers it.
+    hear: mpsc::UnboundedReceiver<(bool, Value)>,
+    socket: Option<Client>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RoomLink {
+    /// Joins `room` on the relay at `url`.
+    pub async fn relay(url: &str, room: Value) -> RoomLink {
+        // One channel for both, so they are handled in the order the relay sent them.
+        let (answer_tx, hear) = mpsc::unbounded_channel::<(bool, Value)>();
+        let rcand_tx = answer_tx.clone();
+        let (joined_tx, mut joined) = mpsc::unbounded_channel::<()>();
+        let room_for_join = room.clone();
+        let socket = ClientBuilder::new(url)
+            .on("open", move |_, c: Client| {
+                let room = room_for_join.clone();
+                let joined = joined_tx.clone();
+                async move {
+                    c.emit("joinRoom", room).await.expect("joinRoom");
+                    let _ = joined.send(());
+                }
+                .boxed()
+            })
+            .on("receiveAnswer", move |p, _| {
+                let tx = answer_tx.clone();
+                async move {
+                    if let Payload::Text(v) = p {
+                        let _ = tx.send((true, v[0].clone()));
+                    }
+                }
+                .boxed()
+            })
+            .on("receiveCandidate", move |p, _| {
+                let tx = rcand_tx.clone();
+                async move {
+                    if let Payload::Text(v) = p {
+                        let _ = tx.send((false, v[0].clone()));
+                    }
+                }
+                .boxed()
+            })
+            .connect()
+            .await
+            .expect("viewer reaches the relay");
+        joined.recv().await;
+        let (say, mut said) = mpsc::unbounded_channel();
+        let emitter = socket.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = said.recv().await {
+                let (event, payload) = match msg {
+                    Says::Offer(sdp) => (
+                        "sendOffer",
+                        json!({ "offer": { "type": "offer", "sdp": sdp }, "room": room }),
+                    ),
+                    Says::Candidate(c) => {
+                        ("sendCandidate", json!({ "candidate": c, "room": room }))
+                    }
+                };
+                emitter.emit(event, payload).await.expect(event);
+            }
+        });
+        RoomLink {
+            say,
+            hear,
+            socket: Some(socket),
+            task: Some(task),
+        }
+    }
+
+    /// Straight to campeer's [`DirectSignaller`], through the same parser as the relay's
+    /// events. Returns the link and the events campeer said, in the order it said them.
+    pub fn direct(room: RoomSide) -> (RoomLink, Arc<Mutex<Vec<&'static str>>>) {
+        let RoomSide { events, mut said } = room;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (say, mut from_viewer) = mpsc::unbounded_channel();
+        let (to_viewer, hear) = mpsc::unbounded_channel();
+        let said_log = Arc::clone(&log);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(msg) = from_viewer.recv() => {
+                        let (event, body) = match msg {
+                            Says::Offer(sdp) => (protocol::RECEIVE_OFFER, json!({ "offer": { "type": "offer", "sdp": sdp } })),
+                            Says::Candidate(c) => (protocol::RECEIVE_CANDIDATE, json!({ "candidate": c })),
+                        };
+                        let ev = protocol::parse(event, &[body]).expect("the viewer speaks the protocol");
+                        let _ = events.send(ev).await;
+                    }
+                    Some(msg) = said.recv() => {
+                        said_log.lock().unwrap().push(msg.event());
+                        let heard = match msg {
+                            Outgoing::Answer { sdp } => (true, json!({ "answer": { "type": "answer", "sdp": sdp } })),
+                            Outgoing::Candidate(c) => (false, json!({ "candidate": c })),
+                            Outgoing::JoinRoom => continue,
+                        };
+                        let _ = to_viewer.send(heard);
+                    }
+                    else => return,
+                }
+            }
+        });
+        let link = RoomLink {
+            say,
+            hear,
+            socket: None,
+            task: Some(task),
+        };
+        (link, log)
     }
 }
 
