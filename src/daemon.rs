@@ -13,6 +13,8 @@ use tracing::{info, warn};
 use crate::access::Access;
 use crate::config::Config;
 use crate::media::MediaPipeline;
+use crate::sdp;
+use crate::session::keyframe::Keyframes;
 use crate::session::peer::{self, SessionContext, SessionHandle};
 use crate::session::registry::{Limits, Registry, Route};
 use crate::signaling::protocol::{RoomEvent, SessionId};
@@ -106,6 +108,7 @@ pub async fn serve(
             webrtc: Arc::new(cfg.webrtc.clone()),
             video: pipeline.video(),
             audio: pipeline.audio(),
+            keyframes: Keyframes::new(pipeline.video()),
             outbox: room.outbox.clone(),
         },
         &cancel,
@@ -162,10 +165,7 @@ impl Sessions {
     fn new(cfg: &Config, ctx: SessionContext, cancel: &CancellationToken) -> Self {
         let (ended_tx, ended) = mpsc::unbounded_channel();
         Self {
-            registry: Registry::new(
-                Limits::with_max_sessions(cfg.webrtc.max_sessions),
-                Instant::now(),
-            ),
+            registry: Registry::new(Limits::with_max_sessions(cfg.webrtc.max_sessions)),
             ctx,
             ended_tx,
             ended,
@@ -180,7 +180,11 @@ impl Sessions {
     fn on_room_event(&mut self, ev: RoomEvent) {
         match ev {
             RoomEvent::Offer { session, sdp } => {
-                match self.registry.admit(&session, Instant::now()) {
+                match self.registry.admit(
+                    &session,
+                    sdp::attribute(&sdp, "fingerprint"),
+                    Instant::now(),
+                ) {
                     Ok(early) => {
                         info!(ufrag = %session, early = early.len(), "offer received; starting session");
                         let handle = peer::spawn(

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::candidate::{Refused, RemoteCandidates};
 use crate::signaling::protocol::Candidate;
 
 /// Where a session is.
@@ -62,6 +63,7 @@ pub enum Link {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
     Apply(Candidate),
+    Refuse(Refused),
     /// The session has ended: nothing to apply it to.
     Ignore,
 }
@@ -73,16 +75,19 @@ pub struct Machine {
     handshake: Duration,
     /// Local candidates gathered before the answer left.
     held: Vec<Candidate>,
+    remote: RemoteCandidates,
 }
 
 impl Machine {
-    /// A session whose offer was applied at `now`, which must connect within `handshake`.
-    pub fn new(now: Instant, handshake: Duration) -> Self {
+    /// A session whose offer was applied at `now`, which must connect within `handshake`
+    /// and applies the remote candidates `remote` lets through.
+    pub fn new(now: Instant, handshake: Duration, remote: RemoteCandidates) -> Self {
         Self {
             phase: Phase::OfferApplied,
             deadline: now + handshake,
             handshake,
             held: Vec::new(),
+            remote,
         }
     }
 
@@ -141,16 +146,17 @@ impl Machine {
     }
 
     /// A candidate the viewer sent. The offer is already the remote description, so it
-    /// can be applied in every phase but the last.
+    /// can be applied in every phase but the last, if it passes [`RemoteCandidates`].
     pub fn remote_candidate(&mut self, candidate: Candidate, now: Instant) -> Remote {
         self.tick(now);
-        match self.phase {
-            Phase::Ended(_) => Remote::Ignore,
-            _ => {
-                self.trickled();
-                Remote::Apply(candidate)
-            }
+        if matches!(self.phase, Phase::Ended(_)) {
+            return Remote::Ignore;
         }
+        if let Err(refused) = self.remote.admit(&candidate.candidate) {
+            return Remote::Refuse(refused);
+        }
+        self.trickled();
+        Remote::Apply(candidate)
     }
 
     /// The connection changed; returns `true` when media should start now (the first
@@ -213,7 +219,10 @@ mod tests {
 
     fn machine() -> (Machine, Instant) {
         let t0 = Instant::now();
-        (Machine::new(t0, HANDSHAKE), t0)
+        (
+            Machine::new(t0, HANDSHAKE, RemoteCandidates::new(false)),
+            t0,
+        )
     }
 
     #[test]
@@ -243,6 +252,16 @@ mod tests {
         m.answer_sent(t0);
         assert_eq!(m.remote_candidate(cand(2), t0), Remote::Apply(cand(2)));
         assert_eq!(m.phase(), Phase::Trickling);
+    }
+
+    #[test]
+    fn a_refused_remote_candidate_is_not_applied_and_moves_nothing() {
+        let (mut m, t0) = machine();
+        m.answer_sent(t0);
+        let mut tcp = cand(1);
+        tcp.candidate = "candidate:1 1 tcp 1 192.0.2.1 9 typ host tcptype passive".into();
+        assert_eq!(m.remote_candidate(tcp, t0), Remote::Refuse(Refused::Tcp));
+        assert_eq!(m.phase(), Phase::AnswerSent);
     }
 
     #[test]

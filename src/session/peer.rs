@@ -33,7 +33,8 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::keyframe::{self, KeyframeRequests};
+use super::candidate::RemoteCandidates;
+use super::keyframe::{self, KeyframeRequests, Keyframes};
 use super::machine::{Ending, Link, Machine, Remote};
 use crate::config::WebrtcConfig;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
@@ -70,6 +71,8 @@ pub struct SessionContext {
     pub webrtc: Arc<WebrtcConfig>,
     pub video: MediaFeed,
     pub audio: Option<MediaFeed>,
+    /// The video's keyframe requests, throttled across all sessions.
+    pub keyframes: Keyframes,
     pub outbox: Outbox,
 }
 
@@ -481,7 +484,8 @@ async fn drive(
     mut inputs: Inputs,
     cancel: &CancellationToken,
 ) -> Ending {
-    let mut machine = Machine::new(inputs.offer_received, HANDSHAKE_TIMEOUT);
+    let remote = RemoteCandidates::new(ctx.webrtc.bind.is_loopback());
+    let mut machine = Machine::new(inputs.offer_received, HANDSHAKE_TIMEOUT, remote);
     let media = cancel.child_token();
     let _stop_media = media.clone().drop_guard();
     let Answer { sdp, names } = answer;
@@ -499,8 +503,10 @@ async fn drive(
             _ = cancel.cancelled() => machine.close(),
             _ = sleep_until(deadline) => machine.tick(Instant::now()),
             Some(c) = inputs.remote_candidates.recv() => {
-                if let Remote::Apply(c) = machine.remote_candidate(c, Instant::now()) {
-                    apply_remote(pc, c).await;
+                match machine.remote_candidate(c, Instant::now()) {
+                    Remote::Apply(c) => apply_remote(pc, c).await,
+                    Remote::Refuse(why) => debug!("remote candidate not applied: {why}"),
+                    Remote::Ignore => {}
                 }
             }
             Some(ev) = inputs.events.recv() => match ev {
@@ -514,7 +520,7 @@ async fn drive(
                 PcEvent::State(state) => {
                     info!(%state, "connection state");
                     if link(state).is_some_and(|l| machine.link(l, Instant::now())) {
-                        start_media(sending, &media);
+                        start_media(sending, &ctx.keyframes, &media);
                     }
                 }
             },
@@ -567,29 +573,26 @@ async fn apply_remote(pc: &impl PeerConnection, c: Candidate) {
     }
 }
 
-fn start_media(sending: &[Sending], stop: &CancellationToken) {
+fn start_media(sending: &[Sending], keyframes: &Keyframes, stop: &CancellationToken) {
     for s in sending {
-        tokio::spawn(
-            send_media(
-                s.feed.clone(),
-                Arc::clone(&s.track),
-                s.ssrc,
-                s.payload_type,
-                stop.clone(),
-            )
-            .in_current_span(),
-        );
-        if s.feed.kind() == MediaKind::Video {
-            tokio::spawn(
-                watch_feedback(Arc::clone(&s.track), s.feed.clone(), stop.clone())
-                    .in_current_span(),
-            );
+        let video = s.feed.kind() == MediaKind::Video;
+        let keyframes = video.then(|| keyframes.clone());
+        let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video);
+        let frames = s.feed.subscribe();
+        tokio::spawn(send_media(frames, writer, keyframes.clone(), stop.clone()).in_current_span());
+        if let Some(keyframes) = keyframes {
+            let track = Arc::clone(&s.track);
+            tokio::spawn(watch_feedback(track, keyframes, stop.clone()).in_current_span());
         }
     }
 }
 
-/// Relays the viewer's PLI/FIR to the encoder; the pipeline coalesces them.
-async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feed: MediaFeed, stop: CancellationToken) {
+/// Relays the viewer's PLI/FIR to the encoder, through the shared throttle.
+async fn watch_feedback(
+    track: Arc<TrackLocalStaticRTP>,
+    keyframes: Keyframes,
+    stop: CancellationToken,
+) {
     loop {
         let ev = tokio::select! {
             _ = stop.cancelled() => return,
@@ -602,7 +605,7 @@ async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feed: MediaFeed, stop: 
                     .any(|p| keyframe::is_keyframe_request(p.as_ref()))
                 {
                     debug!("keyframe requested by the viewer");
-                    feed.request_keyframe();
+                    keyframes.request();
                 }
             }
             Some(_) => {}
@@ -611,70 +614,97 @@ async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feed: MediaFeed, stop: 
     }
 }
 
-/// Copies the shared frames into this session's track. Video starts on a keyframe, and a
-/// viewer that falls behind the broadcast skips ahead to the next keyframe rather than
-/// stalling capture or decoding garbage.
+/// Copies the shared frames into this session's track. Video (which has `keyframes`)
+/// starts on a keyframe, and a viewer that falls behind the broadcast skips ahead to the
+/// next keyframe rather than stalling capture or decoding garbage.
 async fn send_media(
-    feed: MediaFeed,
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: PayloadType,
+    mut frames: broadcast::Receiver<Arc<EncodedFrame>>,
+    mut writer: RtpWriter,
+    keyframes: Option<Keyframes>,
     stop: CancellationToken,
 ) {
-    let mut frames = feed.subscribe();
-    let video = feed.kind() == MediaKind::Video;
-    let mut need_keyframe = video;
-    if video {
-        feed.request_keyframe();
+    let mut need_keyframe = keyframes.is_some();
+    if let Some(k) = &keyframes {
+        k.request();
     }
-    let mut seq: u16 = rand::random();
-    let rtp_base: u32 = rand::random();
     loop {
         let frame = tokio::select! {
             _ = stop.cancelled() => return,
             f = frames.recv() => f,
         };
-        let frame: Arc<EncodedFrame> = match frame {
+        let frame = match frame {
             Ok(f) => f,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!(
                     skipped = n,
                     "viewer fell behind; skipping to the next keyframe"
                 );
-                if video {
+                if let Some(k) = &keyframes {
                     need_keyframe = true;
-                    feed.request_keyframe();
+                    k.request();
                 }
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if need_keyframe {
-            if !frame.keyframe {
-                continue;
-            }
-            need_keyframe = false;
+        if need_keyframe && !frame.keyframe {
+            continue;
         }
+        need_keyframe = false;
+        if let Err(e) = writer.write(&frame).await {
+            debug!("write rtp: {e}");
+            return;
+        }
+    }
+}
+
+/// Writes frames as RTP under one session's SSRC, sequence numbers and timestamp base.
+struct RtpWriter {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: PayloadType,
+    /// Video marks the last packet of each frame.
+    marks_frames: bool,
+    seq: u16,
+    rtp_base: u32,
+}
+
+impl RtpWriter {
+    fn new(
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: PayloadType,
+        marks_frames: bool,
+    ) -> Self {
+        Self {
+            track,
+            ssrc,
+            payload_type,
+            marks_frames,
+            seq: rand::random(),
+            rtp_base: rand::random(),
+        }
+    }
+
+    async fn write(&mut self, frame: &EncodedFrame) -> Result<(), webrtc::error::Error> {
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {
             let packet = rtc::rtp::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
-                    marker: video && i == last,
-                    payload_type,
-                    sequence_number: seq,
-                    timestamp: rtp_base.wrapping_add(frame.rtp_time),
-                    ssrc,
+                    marker: self.marks_frames && i == last,
+                    payload_type: self.payload_type,
+                    sequence_number: self.seq,
+                    timestamp: self.rtp_base.wrapping_add(frame.rtp_time),
+                    ssrc: self.ssrc,
                     ..Default::default()
                 },
                 payload: payload.clone(),
             };
-            seq = seq.wrapping_add(1);
-            if let Err(e) = track.write_rtp(packet).await {
-                debug!("write rtp: {e}");
-                return;
-            }
+            self.seq = self.seq.wrapping_add(1);
+            self.track.write_rtp(packet).await?;
         }
+        Ok(())
     }
 }
 
@@ -686,8 +716,8 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_session_is_removed_from_the_registry() {
         let id = SessionId::parse("boom").unwrap();
-        let mut registry = Registry::new(Limits::with_max_sessions(1), Instant::now());
-        registry.admit(&id, Instant::now()).unwrap();
+        let mut registry = Registry::new(Limits::with_max_sessions(1));
+        registry.admit(&id, None, Instant::now()).unwrap();
         let (ended_tx, mut ended) = mpsc::unbounded_channel();
         let task = spawn_reporting_end(id.clone(), ended_tx, async { panic!("a session bug") });
         registry.insert(id.clone(), ());

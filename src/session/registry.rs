@@ -3,6 +3,14 @@
 //! A pure state machine over [`SessionId`]s: it never touches a socket or a clock (time
 //! is passed in), so routing, limits and the early-candidate buffer are tested directly.
 //! `H` is whatever the daemon keeps per live session (a handle to its task).
+//!
+//! Offers are admitted per sender, not from one bucket for the whole room (where one
+//! flooder denied every viewer): a sender is known by its offer's ufrag and by its DTLS
+//! fingerprint, and each of those has its own allowance. Offers without a fingerprint
+//! (which cannot become a DTLS session anyway) share one. A sender that makes up a new
+//! ufrag and fingerprint for every offer is a new sender each time: against that only the
+//! slots (`max_sessions`, each freed when its handshake times out) and the access proof
+//! of issue 14 help.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,10 +20,11 @@ use crate::signaling::protocol::{Candidate, SessionId};
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_sessions: usize,
-    /// Offers accepted in a burst, then `offers_per_second` on average: a flooding
-    /// page cannot make campeer build peer connections faster than this.
+    /// Offers one sender may make in a burst, then `offers_per_second` on average.
     pub offer_burst: u32,
     pub offers_per_second: f64,
+    /// Senders remembered at once; past that the longest idle is forgotten first.
+    pub max_senders: usize,
     /// How long a candidate for an unknown session waits for its offer.
     pub candidate_grace: Duration,
     pub max_early_candidates: usize,
@@ -26,8 +35,10 @@ impl Limits {
     pub fn with_max_sessions(max_sessions: usize) -> Self {
         Self {
             max_sessions,
-            offer_burst: 10,
-            offers_per_second: 2.0,
+            // A page retries about every 8 s, with a new ufrag and fingerprint each time.
+            offer_burst: 3,
+            offers_per_second: 0.5,
+            max_senders: 1024,
             candidate_grace: Duration::from_secs(10),
             max_early_candidates: 32,
             max_early_sessions: 64,
@@ -42,8 +53,49 @@ pub enum Refusal {
     Duplicate,
     #[error("already serving the maximum of {0} viewers")]
     Full(usize),
-    #[error("offers arrive faster than {0}/s")]
+    #[error("this sender's offers arrive faster than {0}/s")]
     Flood(f64),
+}
+
+/// Who made an offer, as far as the room lets campeer tell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SenderKey {
+    Ufrag(SessionId),
+    /// The offer's first `a=fingerprint` value, case-folded.
+    Fingerprint(String),
+    /// Offers with no (or no sane) fingerprint.
+    Unsigned,
+}
+
+/// Longer than any real `a=fingerprint` value (sha-512: 199 bytes).
+const MAX_FINGERPRINT_BYTES: usize = 256;
+
+impl SenderKey {
+    fn of_fingerprint(fingerprint: Option<&str>) -> Self {
+        match fingerprint.map(str::trim) {
+            Some(f) if !f.is_empty() && f.len() <= MAX_FINGERPRINT_BYTES => {
+                Self::Fingerprint(f.to_ascii_lowercase())
+            }
+            _ => Self::Unsigned,
+        }
+    }
+}
+
+/// A token bucket: `tokens` offers may be made now.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Allowance {
+    fn refill(&mut self, limits: &Limits, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens =
+            (self.tokens + elapsed * limits.offers_per_second).min(f64::from(limits.offer_burst));
+        self.tokens
+    }
 }
 
 /// Where one incoming candidate went.
@@ -69,19 +121,17 @@ pub struct Registry<H> {
     early: HashMap<SessionId, Early>,
     /// Candidates that named no session while none existed: given to the next one.
     anonymous: Option<Early>,
-    tokens: f64,
-    refilled: Instant,
+    senders: HashMap<SenderKey, Allowance>,
 }
 
 impl<H> Registry<H> {
-    pub fn new(limits: Limits, now: Instant) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
-            tokens: f64::from(limits.offer_burst),
             limits,
             sessions: Vec::new(),
             early: HashMap::new(),
             anonymous: None,
-            refilled: now,
+            senders: HashMap::new(),
         }
     }
 
@@ -97,23 +147,28 @@ impl<H> Registry<H> {
         self.sessions.iter().any(|(s, _)| s == id)
     }
 
-    /// Decides on an offer. On acceptance returns the candidates that arrived before it,
-    /// and the caller [`insert`](Self::insert)s the session once it is built.
-    pub fn admit(&mut self, id: &SessionId, now: Instant) -> Result<Vec<Candidate>, Refusal> {
+    /// Decides on the offer `id` whose first `a=fingerprint` is `fingerprint`. On
+    /// acceptance returns the candidates that arrived before it, and the caller
+    /// [`insert`](Self::insert)s the session once it is built.
+    pub fn admit(
+        &mut self,
+        id: &SessionId,
+        fingerprint: Option<&str>,
+        now: Instant,
+    ) -> Result<Vec<Candidate>, Refusal> {
         if self.contains(id) {
             return Err(Refusal::Duplicate);
         }
         if self.sessions.len() >= self.limits.max_sessions {
             return Err(Refusal::Full(self.limits.max_sessions));
         }
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.refilled = now;
-        self.tokens = (self.tokens + elapsed * self.limits.offers_per_second)
-            .min(f64::from(self.limits.offer_burst));
-        if self.tokens < 1.0 {
-            return Err(Refusal::Flood(self.limits.offers_per_second));
-        }
-        self.tokens -= 1.0;
+        self.charge(
+            [
+                SenderKey::Ufrag(id.clone()),
+                SenderKey::of_fingerprint(fingerprint),
+            ],
+            now,
+        )?;
         let mut early = self
             .early
             .remove(id)
@@ -123,6 +178,42 @@ impl<H> Registry<H> {
             early.extend(anon.candidates);
         }
         Ok(early)
+    }
+
+    /// Takes one offer from each of `keys`' allowances, or none if one is spent.
+    fn charge(&mut self, keys: [SenderKey; 2], now: Instant) -> Result<(), Refusal> {
+        let fresh = Allowance {
+            tokens: f64::from(self.limits.offer_burst),
+            refilled: now,
+        };
+        let mut allowances = keys
+            .each_ref()
+            .map(|k| self.senders.get(k).copied().unwrap_or(fresh));
+        if allowances
+            .iter_mut()
+            .any(|a| a.refill(&self.limits, now) < 1.0)
+        {
+            return Err(Refusal::Flood(self.limits.offers_per_second));
+        }
+        for (key, mut allowance) in keys.into_iter().zip(allowances) {
+            allowance.tokens -= 1.0;
+            if !self.senders.contains_key(&key) && self.senders.len() >= self.limits.max_senders {
+                self.forget_longest_idle_sender();
+            }
+            self.senders.insert(key, allowance);
+        }
+        Ok(())
+    }
+
+    fn forget_longest_idle_sender(&mut self) {
+        let idle = self
+            .senders
+            .iter()
+            .min_by_key(|(_, a)| a.refilled)
+            .map(|(k, _)| k.clone());
+        if let Some(key) = idle {
+            self.senders.remove(&key);
+        }
     }
 
     pub fn insert(&mut self, id: SessionId, handle: H) {
@@ -167,8 +258,12 @@ impl<H> Registry<H> {
         hold(early, candidate, self.limits.max_early_candidates)
     }
 
-    /// Forgets held candidates whose offer never came; returns how many.
+    /// Forgets held candidates whose offer never came (returns how many), and senders
+    /// whose allowance is whole again (they would start afresh anyway).
     pub fn prune(&mut self, now: Instant) -> usize {
+        let limits = &self.limits;
+        self.senders
+            .retain(|_, a| a.refill(limits, now) < f64::from(limits.offer_burst));
         let grace = self.limits.candidate_grace;
         let expired = |e: &Early| now.saturating_duration_since(e.since) > grace;
         let mut dropped = 0;
@@ -212,16 +307,23 @@ mod tests {
     }
 
     fn registry(max: usize) -> (Registry<u32>, Instant) {
-        let now = Instant::now();
-        (Registry::new(Limits::with_max_sessions(max), now), now)
+        (
+            Registry::new(Limits::with_max_sessions(max)),
+            Instant::now(),
+        )
+    }
+
+    /// An offer as a browser makes it: a new ufrag and a new fingerprint each time.
+    fn offer(r: &mut Registry<u32>, ufrag: &str, now: Instant) -> Result<Vec<Candidate>, Refusal> {
+        r.admit(&id(ufrag), Some(&format!("sha-256 {ufrag}")), now)
     }
 
     #[test]
     fn candidates_route_by_ufrag_and_bare_ones_to_the_newest() {
         let (mut r, now) = registry(4);
-        r.admit(&id("aaaa"), now).unwrap();
+        offer(&mut r, "aaaa", now).unwrap();
         r.insert(id("aaaa"), 1);
-        r.admit(&id("bbbb"), now).unwrap();
+        offer(&mut r, "bbbb", now).unwrap();
         r.insert(id("bbbb"), 2);
         let c = cand(Some("aaaa"), 1);
         assert_eq!(r.route(c.clone(), now), Route::Deliver(&1, c));
@@ -240,12 +342,12 @@ mod tests {
         assert_eq!(r.route(cand(Some("cccc"), 1), now), Route::Held);
         assert_eq!(r.route(cand(Some("cccc"), 2), now), Route::Held);
         assert_eq!(r.route(cand(None, 3), now), Route::Held);
-        let early = r.admit(&id("cccc"), now).unwrap();
+        let early = offer(&mut r, "cccc", now).unwrap();
         assert_eq!(early.len(), 3);
         // Given away once only.
         r.insert(id("cccc"), 7);
         r.remove(&id("cccc"));
-        assert!(r.admit(&id("cccc"), now).unwrap().is_empty());
+        assert!(offer(&mut r, "cccc", now).unwrap().is_empty());
     }
 
     #[test]
@@ -256,7 +358,7 @@ mod tests {
         assert_eq!(r.prune(now + Duration::from_secs(1)), 0);
         assert_eq!(r.prune(now + Duration::from_secs(11)), 2);
         assert!(
-            r.admit(&id("dddd"), now + Duration::from_secs(11))
+            offer(&mut r, "dddd", now + Duration::from_secs(11))
                 .unwrap()
                 .is_empty()
         );
@@ -276,26 +378,84 @@ mod tests {
     }
 
     #[test]
-    fn limits_refuse_duplicates_full_rooms_and_floods() {
+    fn limits_refuse_duplicates_and_full_rooms() {
         let (mut r, now) = registry(2);
-        r.admit(&id("aaaa"), now).unwrap();
+        offer(&mut r, "aaaa", now).unwrap();
         r.insert(id("aaaa"), 1);
-        assert_eq!(r.admit(&id("aaaa"), now), Err(Refusal::Duplicate));
-        r.admit(&id("bbbb"), now).unwrap();
+        assert_eq!(offer(&mut r, "aaaa", now), Err(Refusal::Duplicate));
+        offer(&mut r, "bbbb", now).unwrap();
         r.insert(id("bbbb"), 2);
-        assert_eq!(r.admit(&id("cccc"), now), Err(Refusal::Full(2)));
+        assert_eq!(offer(&mut r, "cccc", now), Err(Refusal::Full(2)));
         assert_eq!(r.remove(&id("aaaa")), Some(1));
         assert_eq!(r.len(), 1);
+    }
 
+    /// A flooder reusing its DTLS identity under made-up ufrags.
+    fn flood(r: &mut Registry<u32>, now: Instant) -> usize {
+        (0..100)
+            .filter(|n| {
+                r.admit(&id(&format!("f{n:03}")), Some("sha-256 AA:BB"), now)
+                    .is_ok()
+            })
+            .count()
+    }
+
+    #[test]
+    fn one_sender_flooding_leaves_other_viewers_their_offers() {
         let (mut r, now) = registry(1000);
-        let accepted = (0..100)
-            .filter(|n| r.admit(&id(&format!("f{n:03}")), now).is_ok())
+        assert_eq!(flood(&mut r, now), 3, "the flooder's burst");
+        assert!(offer(&mut r, "viewer1", now).is_ok());
+        assert!(offer(&mut r, "viewer2", now).is_ok());
+    }
+
+    #[test]
+    fn a_sender_is_known_by_its_fingerprint_in_any_case() {
+        let (mut r, now) = registry(1000);
+        flood(&mut r, now);
+        let refused = r.admit(&id("other"), Some("SHA-256 aa:bb"), now);
+        assert_eq!(refused, Err(Refusal::Flood(0.5)));
+    }
+
+    #[test]
+    fn a_sender_is_known_by_its_ufrag_across_fingerprints() {
+        let (mut r, now) = registry(1000);
+        for n in 0..3 {
+            let fp = format!("sha-256 {n}");
+            r.admit(&id("same"), Some(&fp), now).unwrap();
+        }
+        assert!(r.admit(&id("same"), Some("sha-256 new"), now).is_err());
+    }
+
+    #[test]
+    fn offers_without_a_fingerprint_share_one_allowance() {
+        let (mut r, now) = registry(1000);
+        let unsigned = (0..10)
+            .filter(|n| r.admit(&id(&format!("u{n:03}")), None, now).is_ok())
             .count();
-        assert_eq!(accepted, 10, "the burst");
-        assert!(
-            r.admit(&id("late"), now + Duration::from_millis(100))
-                .is_err()
-        );
-        assert!(r.admit(&id("later"), now + Duration::from_secs(1)).is_ok());
+        assert_eq!(unsigned, 3);
+        let absurd = "x".repeat(MAX_FINGERPRINT_BYTES + 1);
+        assert!(r.admit(&id("long"), Some(&absurd), now).is_err());
+        assert!(offer(&mut r, "signed", now).is_ok());
+    }
+
+    #[test]
+    fn a_sender_allowance_refills_with_time() {
+        let (mut r, now) = registry(1000);
+        flood(&mut r, now);
+        let soon = now + Duration::from_millis(100);
+        assert!(r.admit(&id("g001"), Some("sha-256 AA:BB"), soon).is_err());
+        let later = now + Duration::from_secs(2);
+        assert!(r.admit(&id("g002"), Some("sha-256 AA:BB"), later).is_ok());
+    }
+
+    #[test]
+    fn remembered_senders_are_bounded() {
+        let (mut r, now) = registry(100_000);
+        for n in 0..3000 {
+            let _ = offer(&mut r, &format!("s{n:05}"), now);
+        }
+        assert!(r.senders.len() <= Limits::with_max_sessions(1).max_senders);
+        r.prune(now + Duration::from_secs(60));
+        assert!(r.senders.is_empty(), "whole allowances are forgotten");
     }
 }

@@ -14,6 +14,10 @@ use crate::sdp;
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
 /// A candidate line is under 200 bytes; anything near this is not a candidate.
 pub const MAX_CANDIDATE_BYTES: usize = 2 * 1024;
+/// A media section's id: browsers write "0", "1" or a short word.
+pub const MAX_MID_BYTES: usize = 64;
+/// RFC 8839 caps an ICE ufrag at 256 characters.
+pub const MAX_UFRAG_BYTES: usize = 256;
 
 /// Names one viewer's session: the ICE username fragment of its offer, which its
 /// candidates repeat in `usernameFragment`.
@@ -193,13 +197,25 @@ fn parse_candidate(body: Value) -> Result<RoomEvent, ProtocolError> {
             event: RECEIVE_CANDIDATE,
             detail: e.to_string(),
         })?;
-    if candidate.candidate.len() > MAX_CANDIDATE_BYTES {
-        return Err(ProtocolError::TooLarge {
-            event: RECEIVE_CANDIDATE,
-            field: "candidate",
-            len: candidate.candidate.len(),
-            max: MAX_CANDIDATE_BYTES,
-        });
+    let fields = [
+        ("candidate", Some(&candidate.candidate), MAX_CANDIDATE_BYTES),
+        ("sdpMid", candidate.sdp_mid.as_ref(), MAX_MID_BYTES),
+        (
+            "usernameFragment",
+            candidate.username_fragment.as_ref(),
+            MAX_UFRAG_BYTES,
+        ),
+    ];
+    for (field, value, max) in fields {
+        let len = value.map_or(0, String::len);
+        if len > max {
+            return Err(ProtocolError::TooLarge {
+                event: RECEIVE_CANDIDATE,
+                field,
+                len,
+                max,
+            });
+        }
     }
     Ok(RoomEvent::Candidate(candidate))
 }
@@ -310,6 +326,25 @@ mod tests {
         assert!(parse(RECEIVE_CANDIDATE, &[json!({ "candidate": 5 })]).is_err());
         let huge = json!({ "candidate": { "candidate": "c".repeat(MAX_CANDIDATE_BYTES + 1) } });
         assert!(parse(RECEIVE_CANDIDATE, &[huge]).is_err());
+    }
+
+    #[test]
+    fn every_candidate_field_has_a_size_limit() {
+        let with = |field: &str, len: usize| {
+            let mut c = json!({ "candidate": "candidate:1 1 udp 1 192.0.2.1 9 typ host",
+                "sdpMid": "0", "usernameFragment": "AbC1" });
+            c[field] = json!("x".repeat(len));
+            parse(RECEIVE_CANDIDATE, &[json!({ "candidate": c })])
+        };
+        for (field, max) in [
+            ("candidate", MAX_CANDIDATE_BYTES),
+            ("sdpMid", MAX_MID_BYTES),
+            ("usernameFragment", MAX_UFRAG_BYTES),
+        ] {
+            assert!(with(field, max).is_ok(), "{field} at its limit");
+            let e = with(field, max + 1).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("limit"), "{e}");
+        }
     }
 
     #[test]
