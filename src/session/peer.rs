@@ -1,5 +1,6 @@
-//! One viewer's PeerConnection: the thin edge that drives the session's state
-//! [`Machine`], and the tasks that copy the shared encoded frames into its tracks.
+//! One viewer's session: the thin PeerConnection edge that applies the offer, sends the
+//! answer and drives the session's state [`Machine`] with what happens, until it ends.
+//! Building the connection is `connection.rs`; the media it sends is `send.rs`.
 //!
 //! A session is a cheap view onto the media pipeline (the webrtcsink lesson): it never
 //! encodes; it subscribes to the pipeline's [`MediaFeed`]s and writes each frame's
@@ -10,40 +11,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::PayloadType;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
-};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, SettingEngineBuilder,
-    register_default_interceptors,
+    PeerConnection, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSdpType, RTCSessionDescription,
 };
-use webrtc::rtp_transceiver::RtpSender;
 
 use super::candidate::RemoteCandidates;
-use super::keyframe::{self, KeyframeRequests, Keyframes};
+use super::connection::{PcEvent, Track, add_tracks, build_connection};
+use super::keyframe::Keyframes;
 use super::machine::{Ending, Link, Machine, Remote};
+use super::send::{Sending, start_media};
 use crate::config::WebrtcConfig;
-use crate::media::{EncodedFrame, MediaFeed, MediaKind};
+use crate::media::{MediaFeed, MediaKind};
 use crate::sdp;
 use crate::signaling::Outbox;
 use crate::signaling::protocol::{Candidate, SessionId};
 
-const VP8_PAYLOAD_TYPE: PayloadType = 96;
-const OPUS_PAYLOAD_TYPE: PayloadType = 111;
 /// A viewer that has not connected by then has gone away, cannot reach us, or never
 /// meant to: its slot is given back.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +47,9 @@ pub enum SessionError {
     NoLocalDescription,
 }
 
-fn webrtc_err(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> SessionError {
+pub(super) fn webrtc_err(
+    context: &'static str,
+) -> impl FnOnce(webrtc::error::Error) -> SessionError {
     move |source| SessionError::Webrtc { context, source }
 }
 
@@ -166,183 +154,6 @@ fn spawn_reporting_end(
     })
 }
 
-enum PcEvent {
-    LocalCandidate(RTCPeerConnectionIceEvent),
-    State(RTCPeerConnectionState),
-}
-
-/// Forwards the driver's callbacks into the session's loop; it must never block the
-/// driver, hence an unbounded channel (a session gathers a handful of candidates).
-struct Events {
-    tx: mpsc::UnboundedSender<PcEvent>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let _ = self.tx.send(PcEvent::LocalCandidate(event));
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.tx.send(PcEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        // The reference page sends its own camera; nobody watches it here, but unread
-        // packets would pile up in the driver's queue and be logged as drops.
-        tokio::spawn(async move {
-            while !matches!(track.poll().await, None | Some(TrackRemoteEvent::OnEnded)) {}
-        });
-    }
-}
-
-/// The codecs campeer sends, and the interceptors: the defaults (NACK, reports) plus
-/// the one that surfaces keyframe requests.
-fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
-    let mut engine = MediaEngine::default();
-    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
-        typ: typ.to_owned(),
-        parameter: parameter.to_owned(),
-    };
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: vp8_codec(vec![
-                    feedback("ccm", "fir"),
-                    feedback("nack", ""),
-                    feedback("nack", "pli"),
-                ]),
-                payload_type: VP8_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(webrtc_err("register VP8"))?;
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: opus_codec(),
-                payload_type: OPUS_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(webrtc_err("register Opus"))?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)
-        .map_err(webrtc_err("interceptors"))?
-        .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
-    Ok((engine, registry))
-}
-
-fn vp8_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback,
-    }
-}
-
-fn opus_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-        rtcp_feedback: Vec::new(),
-    }
-}
-
-fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "campeer".to_owned(),
-        format!("campeer-{kind}"),
-        format!("campeer {kind}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )))
-}
-
-/// A viewer that closes its page sends nothing more; these bound how long its session
-/// lingers (consent checks stop: disconnected after 4 s, failed 6 s later). mDNS
-/// resolution lets a watch-only browser's `.local` candidates be used directly.
-fn setting_engine() -> webrtc::peer_connection::SettingEngine {
-    SettingEngineBuilder::new()
-        .with_ice_timeouts(
-            Some(Duration::from_secs(4)),
-            Some(Duration::from_secs(6)),
-            Some(Duration::from_secs(1)),
-        )
-        .with_multicast_dns_mode(MulticastDnsMode::QueryOnly)
-        .build()
-}
-
-async fn build_connection(
-    cfg: &WebrtcConfig,
-    events: mpsc::UnboundedSender<PcEvent>,
-) -> Result<impl PeerConnection, SessionError> {
-    let ice_servers: Vec<RTCIceServer> = cfg
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone().unwrap_or_default(),
-            credential: s.credential.clone().unwrap_or_default(),
-        })
-        .collect();
-    let ports: Vec<u16> = match cfg.udp_port_range {
-        Some([first, last]) => (first..=last).collect(),
-        None => vec![0],
-    };
-    let mut last_err = None;
-    for port in ports {
-        let (engine, registry) = engine_and_interceptors()?;
-        let built = PeerConnectionBuilder::new()
-            .with_configuration(
-                RTCConfigurationBuilder::new()
-                    .with_ice_servers(ice_servers.clone())
-                    .build(),
-            )
-            .with_setting_engine(setting_engine())
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Events { tx: events.clone() }))
-            .with_udp_addrs(vec![std::net::SocketAddr::new(cfg.bind, port)])
-            .build()
-            .await;
-        match built {
-            Ok(pc) => return Ok(pc),
-            Err(e) => last_err = Some(e),
-        }
-    }
-    Err(SessionError::Webrtc {
-        context: "bind a UDP port in webrtc.udp_port_range",
-        source: last_err.expect("the port list is never empty"),
-    })
-}
-
-/// The media this session may send: one track per feed.
-struct Track {
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    feed: MediaFeed,
-    ssrc: u32,
-}
-
-/// A track the answer agreed to, with the payload type it agreed on.
-struct Sending {
-    track: Arc<TrackLocalStaticRTP>,
-    feed: MediaFeed,
-    ssrc: u32,
-    payload_type: PayloadType,
-}
-
 /// The answer, and what it tells the candidates campeer trickles.
 struct Answer {
     sdp: String,
@@ -393,32 +204,6 @@ async fn run(
     result
 }
 
-async fn add_tracks(
-    pc: &impl PeerConnection,
-    ctx: &SessionContext,
-) -> Result<Vec<Track>, SessionError> {
-    let mut tracks = Vec::new();
-    for feed in std::iter::once(&ctx.video).chain(ctx.audio.as_ref()) {
-        let (kind, codec) = match feed.kind() {
-            MediaKind::Video => (RtpCodecKind::Video, vp8_codec(Vec::new())),
-            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
-        };
-        let ssrc = rand::random::<u32>();
-        let track = local_track(kind, codec, ssrc);
-        let sender = pc
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-            .await
-            .map_err(webrtc_err("add track"))?;
-        tracks.push(Track {
-            track,
-            sender,
-            feed: feed.clone(),
-            ssrc,
-        });
-    }
-    Ok(tracks)
-}
-
 /// Applies the offer and makes the answer, tagged with the offer it answers; returns it
 /// with the tracks it agreed to send.
 async fn negotiate(
@@ -444,6 +229,19 @@ async fn negotiate(
         .filter(|d| d.sdp_type == RTCSdpType::Answer)
         .ok_or(SessionError::NoLocalDescription)?;
 
+    let answer = Answer {
+        names: LocalNames {
+            ufrag: sdp::attribute(&local.sdp, "ice-ufrag").map(str::to_owned),
+            first_mid: sdp::attribute(&local.sdp, "mid").map(str::to_owned),
+        },
+        sdp: sdp::tag_answer(&local.sdp, id.as_str()),
+    };
+    Ok((answer, agreed(tracks).await?))
+}
+
+/// The tracks the answer agreed to send, each with its payload type. Video is required;
+/// audio the offer does not take is left out.
+async fn agreed(tracks: &[Track]) -> Result<Vec<Sending>, SessionError> {
     let mut sending = Vec::new();
     for t in tracks {
         let params = t
@@ -464,14 +262,7 @@ async fn negotiate(
             None => warn!("the offer takes no Opus audio; sending video only"),
         }
     }
-    let answer = Answer {
-        names: LocalNames {
-            ufrag: sdp::attribute(&local.sdp, "ice-ufrag").map(str::to_owned),
-            first_mid: sdp::attribute(&local.sdp, "mid").map(str::to_owned),
-        },
-        sdp: sdp::tag_answer(&local.sdp, id.as_str()),
-    };
-    Ok((answer, sending))
+    Ok(sending)
 }
 
 /// Sends the answer, then feeds the machine what happens until it says the session is
@@ -570,141 +361,6 @@ async fn apply_remote(pc: &impl PeerConnection, c: Candidate) {
     };
     if let Err(e) = pc.add_ice_candidate(init).await {
         warn!("remote candidate refused: {e}");
-    }
-}
-
-fn start_media(sending: &[Sending], keyframes: &Keyframes, stop: &CancellationToken) {
-    for s in sending {
-        let video = s.feed.kind() == MediaKind::Video;
-        let keyframes = video.then(|| keyframes.clone());
-        let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video);
-        let frames = s.feed.subscribe();
-        tokio::spawn(send_media(frames, writer, keyframes.clone(), stop.clone()).in_current_span());
-        if let Some(keyframes) = keyframes {
-            let track = Arc::clone(&s.track);
-            tokio::spawn(watch_feedback(track, keyframes, stop.clone()).in_current_span());
-        }
-    }
-}
-
-/// Relays the viewer's PLI/FIR to the encoder, through the shared throttle.
-async fn watch_feedback(
-    track: Arc<TrackLocalStaticRTP>,
-    keyframes: Keyframes,
-    stop: CancellationToken,
-) {
-    loop {
-        let ev = tokio::select! {
-            _ = stop.cancelled() => return,
-            ev = track.poll() => ev,
-        };
-        match ev {
-            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                if packets
-                    .iter()
-                    .any(|p| keyframe::is_keyframe_request(p.as_ref()))
-                {
-                    debug!("keyframe requested by the viewer");
-                    keyframes.request();
-                }
-            }
-            Some(_) => {}
-            None => return,
-        }
-    }
-}
-
-/// Copies the shared frames into this session's track. Video (which has `keyframes`)
-/// starts on a keyframe, and a viewer that falls behind the broadcast skips ahead to the
-/// next keyframe rather than stalling capture or decoding garbage.
-async fn send_media(
-    mut frames: broadcast::Receiver<Arc<EncodedFrame>>,
-    mut writer: RtpWriter,
-    keyframes: Option<Keyframes>,
-    stop: CancellationToken,
-) {
-    let mut need_keyframe = keyframes.is_some();
-    if let Some(k) = &keyframes {
-        k.request();
-    }
-    loop {
-        let frame = tokio::select! {
-            _ = stop.cancelled() => return,
-            f = frames.recv() => f,
-        };
-        let frame = match frame {
-            Ok(f) => f,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!(
-                    skipped = n,
-                    "viewer fell behind; skipping to the next keyframe"
-                );
-                if let Some(k) = &keyframes {
-                    need_keyframe = true;
-                    k.request();
-                }
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if need_keyframe && !frame.keyframe {
-            continue;
-        }
-        need_keyframe = false;
-        if let Err(e) = writer.write(&frame).await {
-            debug!("write rtp: {e}");
-            return;
-        }
-    }
-}
-
-/// Writes frames as RTP under one session's SSRC, sequence numbers and timestamp base.
-struct RtpWriter {
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: PayloadType,
-    /// Video marks the last packet of each frame.
-    marks_frames: bool,
-    seq: u16,
-    rtp_base: u32,
-}
-
-impl RtpWriter {
-    fn new(
-        track: Arc<TrackLocalStaticRTP>,
-        ssrc: u32,
-        payload_type: PayloadType,
-        marks_frames: bool,
-    ) -> Self {
-        Self {
-            track,
-            ssrc,
-            payload_type,
-            marks_frames,
-            seq: rand::random(),
-            rtp_base: rand::random(),
-        }
-    }
-
-    async fn write(&mut self, frame: &EncodedFrame) -> Result<(), webrtc::error::Error> {
-        let last = frame.payloads.len().saturating_sub(1);
-        for (i, payload) in frame.payloads.iter().enumerate() {
-            let packet = rtc::rtp::Packet {
-                header: rtc::rtp::header::Header {
-                    version: 2,
-                    marker: self.marks_frames && i == last,
-                    payload_type: self.payload_type,
-                    sequence_number: self.seq,
-                    timestamp: self.rtp_base.wrapping_add(frame.rtp_time),
-                    ssrc: self.ssrc,
-                    ..Default::default()
-                },
-                payload: payload.clone(),
-            };
-            self.seq = self.seq.wrapping_add(1);
-            self.track.write_rtp(packet).await?;
-        }
-        Ok(())
     }
 }
 

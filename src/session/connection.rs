@@ -1,0 +1,229 @@
+//! Building one viewer's PeerConnection: the codecs campeer sends, the interceptors, the
+//! ICE settings, the UDP port, and one local track per media feed. Its callbacks come back
+//! to the session as [`PcEvent`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::PayloadType;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    SettingEngineBuilder, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::keyframe::{self, KeyframeRequests};
+use super::peer::{SessionContext, SessionError, webrtc_err};
+use crate::config::WebrtcConfig;
+use crate::media::{MediaFeed, MediaKind};
+
+const VP8_PAYLOAD_TYPE: PayloadType = 96;
+const OPUS_PAYLOAD_TYPE: PayloadType = 111;
+
+pub(super) enum PcEvent {
+    LocalCandidate(RTCPeerConnectionIceEvent),
+    State(RTCPeerConnectionState),
+}
+
+/// Forwards the driver's callbacks into the session's loop; it must never block the
+/// driver, hence an unbounded channel (a session gathers a handful of candidates).
+struct Events {
+    tx: mpsc::UnboundedSender<PcEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let _ = self.tx.send(PcEvent::LocalCandidate(event));
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.tx.send(PcEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        // The reference page sends its own camera; nobody watches it here, but unread
+        // packets would pile up in the driver's queue and be logged as drops.
+        tokio::spawn(async move {
+            while !matches!(track.poll().await, None | Some(TrackRemoteEvent::OnEnded)) {}
+        });
+    }
+}
+
+/// The codecs campeer sends, and the interceptors: the defaults (NACK, reports) plus
+/// the one that surfaces keyframe requests.
+fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
+    let mut engine = MediaEngine::default();
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: vp8_codec(vec![
+                    feedback("ccm", "fir"),
+                    feedback("nack", ""),
+                    feedback("nack", "pli"),
+                ]),
+                payload_type: VP8_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(webrtc_err("register VP8"))?;
+    engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(webrtc_err("register Opus"))?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine)
+        .map_err(webrtc_err("interceptors"))?
+        .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+    Ok((engine, registry))
+}
+
+fn vp8_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback,
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: Vec::new(),
+    }
+}
+
+fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "campeer".to_owned(),
+        format!("campeer-{kind}"),
+        format!("campeer {kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )))
+}
+
+/// A viewer that closes its page sends nothing more; these bound how long its session
+/// lingers (consent checks stop: disconnected after 4 s, failed 6 s later). mDNS
+/// resolution lets a watch-only browser's `.local` candidates be used directly.
+fn setting_engine() -> webrtc::peer_connection::SettingEngine {
+    SettingEngineBuilder::new()
+        .with_ice_timeouts(
+            Some(Duration::from_secs(4)),
+            Some(Duration::from_secs(6)),
+            Some(Duration::from_secs(1)),
+        )
+        .with_multicast_dns_mode(MulticastDnsMode::QueryOnly)
+        .build()
+}
+
+pub(super) async fn build_connection(
+    cfg: &WebrtcConfig,
+    events: mpsc::UnboundedSender<PcEvent>,
+) -> Result<impl PeerConnection, SessionError> {
+    let ice_servers: Vec<RTCIceServer> = cfg
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let ports: Vec<u16> = match cfg.udp_port_range {
+        Some([first, last]) => (first..=last).collect(),
+        None => vec![0],
+    };
+    let mut last_err = None;
+    for port in ports {
+        let (engine, registry) = engine_and_interceptors()?;
+        let built = PeerConnectionBuilder::new()
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(ice_servers.clone())
+                    .build(),
+            )
+            .with_setting_engine(setting_engine())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Events { tx: events.clone() }))
+            .with_udp_addrs(vec![std::net::SocketAddr::new(cfg.bind, port)])
+            .build()
+            .await;
+        match built {
+            Ok(pc) => return Ok(pc),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(SessionError::Webrtc {
+        context: "bind a UDP port in webrtc.udp_port_range",
+        source: last_err.expect("the port list is never empty"),
+    })
+}
+
+/// The media this session may send: one track per feed.
+pub(super) struct Track {
+    pub(super) track: Arc<TrackLocalStaticRTP>,
+    pub(super) sender: Arc<dyn RtpSender>,
+    pub(super) feed: MediaFeed,
+    pub(super) ssrc: u32,
+}
+
+pub(super) async fn add_tracks(
+    pc: &impl PeerConnection,
+    ctx: &SessionContext,
+) -> Result<Vec<Track>, SessionError> {
+    let mut tracks = Vec::new();
+    for feed in std::iter::once(&ctx.video).chain(ctx.audio.as_ref()) {
+        let (kind, codec) = match feed.kind() {
+            MediaKind::Video => (RtpCodecKind::Video, vp8_codec(Vec::new())),
+            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
+        };
+        let ssrc = rand::random::<u32>();
+        let track = local_track(kind, codec, ssrc);
+        let sender = pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await
+            .map_err(webrtc_err("add track"))?;
+        tracks.push(Track {
+            track,
+            sender,
+            feed: feed.clone(),
+            ssrc,
+        });
+    }
+    Ok(tracks)
+}

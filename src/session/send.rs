@@ -1,0 +1,157 @@
+//! Media out of one session: the tasks that copy the shared encoded frames into its
+//! tracks as RTP, and that relay its viewer's keyframe requests.
+
+use std::sync::Arc;
+
+use rtc::rtp_transceiver::PayloadType;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, warn};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+
+use super::keyframe::{self, Keyframes};
+use crate::media::{EncodedFrame, MediaFeed, MediaKind};
+
+/// A track the answer agreed to, with the payload type it agreed on.
+pub(super) struct Sending {
+    pub(super) track: Arc<TrackLocalStaticRTP>,
+    pub(super) feed: MediaFeed,
+    pub(super) ssrc: u32,
+    pub(super) payload_type: PayloadType,
+}
+
+pub(super) fn start_media(sending: &[Sending], keyframes: &Keyframes, stop: &CancellationToken) {
+    for s in sending {
+        let video = s.feed.kind() == MediaKind::Video;
+        let keyframes = video.then(|| keyframes.clone());
+        let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video);
+        let frames = s.feed.subscribe();
+        tokio::spawn(send_media(frames, writer, keyframes.clone(), stop.clone()).in_current_span());
+        if let Some(keyframes) = keyframes {
+            let track = Arc::clone(&s.track);
+            tokio::spawn(watch_feedback(track, keyframes, stop.clone()).in_current_span());
+        }
+    }
+}
+
+/// Relays the viewer's PLI/FIR to the encoder, through the shared throttle.
+async fn watch_feedback(
+    track: Arc<TrackLocalStaticRTP>,
+    keyframes: Keyframes,
+    stop: CancellationToken,
+) {
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = track.poll() => ev,
+        };
+        match ev {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                if packets
+                    .iter()
+                    .any(|p| keyframe::is_keyframe_request(p.as_ref()))
+                {
+                    debug!("keyframe requested by the viewer");
+                    keyframes.request();
+                }
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+/// Copies the shared frames into this session's track. Video (which has `keyframes`)
+/// starts on a keyframe, and a viewer that falls behind the broadcast skips ahead to the
+/// next keyframe rather than stalling capture or decoding garbage.
+async fn send_media(
+    mut frames: broadcast::Receiver<Arc<EncodedFrame>>,
+    mut writer: RtpWriter,
+    keyframes: Option<Keyframes>,
+    stop: CancellationToken,
+) {
+    let mut need_keyframe = keyframes.is_some();
+    if let Some(k) = &keyframes {
+        k.request();
+    }
+    loop {
+        let frame = tokio::select! {
+            _ = stop.cancelled() => return,
+            f = frames.recv() => f,
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(
+                    skipped = n,
+                    "viewer fell behind; skipping to the next keyframe"
+                );
+                if let Some(k) = &keyframes {
+                    need_keyframe = true;
+                    k.request();
+                }
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if need_keyframe && !frame.keyframe {
+            continue;
+        }
+        need_keyframe = false;
+        if let Err(e) = writer.write(&frame).await {
+            debug!("write rtp: {e}");
+            return;
+        }
+    }
+}
+
+/// Writes frames as RTP under one session's SSRC, sequence numbers and timestamp base.
+struct RtpWriter {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: PayloadType,
+    /// Video marks the last packet of each frame.
+    marks_frames: bool,
+    seq: u16,
+    rtp_base: u32,
+}
+
+impl RtpWriter {
+    fn new(
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: PayloadType,
+        marks_frames: bool,
+    ) -> Self {
+        Self {
+            track,
+            ssrc,
+            payload_type,
+            marks_frames,
+            seq: rand::random(),
+            rtp_base: rand::random(),
+        }
+    }
+
+    async fn write(&mut self, frame: &EncodedFrame) -> Result<(), webrtc::error::Error> {
+        let last = frame.payloads.len().saturating_sub(1);
+        for (i, payload) in frame.payloads.iter().enumerate() {
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: self.marks_frames && i == last,
+                    payload_type: self.payload_type,
+                    sequence_number: self.seq,
+                    timestamp: self.rtp_base.wrapping_add(frame.rtp_time),
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                },
+                payload: payload.clone(),
+            };
+            self.seq = self.seq.wrapping_add(1);
+            self.track.write_rtp(packet).await?;
+        }
+        Ok(())
+    }
+}
