@@ -177,6 +177,10 @@ pub struct WebrtcConfig {
     pub max_sessions: usize,
 }
 
+/// The most `webrtc.max_sessions` may say: each session is a PeerConnection with its own
+/// sockets, DTLS and RTP, well past what a board's uplink carries long before this.
+pub const MAX_SESSIONS: usize = 64;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
@@ -540,8 +544,11 @@ impl Config {
                 format!("[{first}, {last}]: must be [first, last] with 0 < first <= last"),
             ));
         }
-        if self.webrtc.max_sessions == 0 {
-            return Err(invalid("webrtc.max_sessions", "must be at least 1"));
+        if !(1..=MAX_SESSIONS).contains(&self.webrtc.max_sessions) {
+            return Err(invalid(
+                "webrtc.max_sessions",
+                format!("must be 1 to {MAX_SESSIONS}"),
+            ));
         }
         self.access.validate()?;
         // The embedded server on every interface is the whole LAN's; only the token
@@ -664,6 +671,14 @@ mod tests {
             .contains("username")
         );
         assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
+    }
+
+    #[test]
+    fn max_sessions_is_bounded_both_ways() {
+        assert!(err("[webrtc]\nmax_sessions = 0\n", &[]).contains("webrtc.max_sessions"));
+        let e = err("[webrtc]\nmax_sessions = 100000\n", &[]);
+        assert!(e.contains("webrtc.max_sessions") && e.contains("64"), "{e}");
+        assert!(load_str("[webrtc]\nmax_sessions = 64\n", &[]).is_ok());
     }
 
     #[test]
