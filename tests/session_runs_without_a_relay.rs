@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use campeer::config::{AudioSource, Config, VideoSource};
 use campeer::signaling::direct::DirectSignaller;
+use campeer::signaling::protocol::{self, RoomEvent};
+use serde_json::json;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use common::viewer::{Direction, RoomLink, Viewer};
@@ -53,6 +56,70 @@ async fn the_answer_precedes_every_candidate_and_frames_arrive() {
     assert_eq!(said.iter().filter(|e| **e == "sendAnswer").count(), 1);
     assert!(said.contains(&"sendCandidate"), "said: {said:?}");
 
+    viewer.hang_up().await;
+    cancel.cancel();
+    campeer
+        .await
+        .expect("the daemon task")
+        .expect("campeer stops cleanly");
+}
+
+/// One member of the room flooding: VP8 offers under made-up ufrags but its one DTLS
+/// identity, candidates for sessions that do not exist, and ICE-TCP and loopback
+/// candidates. Tells `started` once it is well under way.
+async fn flood(room: mpsc::Sender<RoomEvent>, started: tokio::sync::oneshot::Sender<()>) {
+    let mut started = Some(started);
+    for n in 0..300u32 {
+        let sdp = format!(
+            "v=0\r\no=- {n} 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+             a=fingerprint:sha-256 AB:CD:EF\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+             a=ice-ufrag:flood{n:04}\r\na=ice-pwd:0123456789abcdef01234567\r\n\
+             a=rtpmap:96 VP8/90000\r\n"
+        );
+        let offer = json!({ "offer": { "type": "offer", "sdp": sdp } });
+        let candidates = [
+            format!("candidate:1 1 udp 1 203.0.113.{} 9 typ host", n % 250),
+            "candidate:2 1 tcp 1 192.0.2.1 9 typ host tcptype passive".to_owned(),
+            "candidate:3 1 udp 1 127.0.0.1 22 typ host".to_owned(),
+        ];
+        let mut events = vec![protocol::parse(protocol::RECEIVE_OFFER, &[offer]).unwrap()];
+        for (i, c) in candidates.into_iter().enumerate() {
+            let body = json!({ "candidate": { "candidate": c, "sdpMid": "0",
+                "usernameFragment": format!("ghost{n:04}{i}") } });
+            events.push(protocol::parse(protocol::RECEIVE_CANDIDATE, &[body]).unwrap());
+        }
+        for ev in events {
+            if room.send(ev).await.is_err() {
+                return;
+            }
+        }
+        if n == 50 {
+            started.take().map(|s| s.send(()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_calling_during_a_flood_from_one_sender_still_plays() {
+    let (signaller, room) = DirectSignaller::new();
+    let cancel = CancellationToken::new();
+    let campeer = tokio::spawn(campeer::daemon::serve(
+        small_test_config(),
+        signaller,
+        cancel.clone(),
+    ));
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let flooder = tokio::spawn(flood(room.events.clone(), started_tx));
+    started.await.expect("the flood starts");
+    let (link, _) = RoomLink::direct(room);
+    let mut viewer = Viewer::call_over(link, Direction::RecvOnly).await;
+
+    viewer.connected(Duration::from_secs(20)).await;
+    let first = viewer.next_video(Duration::from_secs(10)).await;
+    let later = viewer.next_video(Duration::from_secs(10)).await;
+    assert!(first.counter.is_some() && later.counter > first.counter);
+
+    flooder.abort();
     viewer.hang_up().await;
     cancel.cancel();
     campeer
