@@ -276,45 +276,68 @@ async fn drive(
     cancel: &CancellationToken,
 ) -> Ending {
     let remote = RemoteCandidates::new(ctx.webrtc.bind.is_loopback());
-    let mut machine = Machine::new(inputs.offer_received, HANDSHAKE_TIMEOUT, remote);
     let media = cancel.child_token();
     let _stop_media = media.clone().drop_guard();
-    let Answer { sdp, names } = answer;
-    ctx.outbox.answer(sdp);
+    let mut edge = Edge {
+        machine: Machine::new(inputs.offer_received, HANDSHAKE_TIMEOUT, remote),
+        ctx,
+        names: answer.names,
+        sending,
+        media,
+    };
+    ctx.outbox.answer(answer.sdp);
     info!(after = ?inputs.offer_received.elapsed(), "answer sent");
-    for c in machine.answer_sent(Instant::now()) {
+    for c in edge.machine.answer_sent(Instant::now()) {
         ctx.outbox.candidate(c);
     }
     loop {
-        if let Some(ending) = machine.ended() {
+        if let Some(ending) = edge.machine.ended() {
             return ending;
         }
-        let deadline = machine.deadline().map(tokio::time::Instant::from_std);
+        let deadline = edge.machine.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
-            _ = cancel.cancelled() => machine.close(),
-            _ = sleep_until(deadline) => machine.tick(Instant::now()),
-            Some(c) = inputs.remote_candidates.recv() => {
-                match machine.remote_candidate(c, Instant::now()) {
-                    Remote::Apply(c) => apply_remote(pc, c).await,
-                    Remote::Refuse(why) => debug!("remote candidate not applied: {why}"),
-                    Remote::Ignore => {}
+            _ = cancel.cancelled() => edge.machine.close(),
+            _ = sleep_until(deadline) => edge.machine.tick(Instant::now()),
+            Some(c) = inputs.remote_candidates.recv() => edge.remote_candidate(pc, c).await,
+            Some(ev) = inputs.events.recv() => edge.pc_event(ev),
+        }
+    }
+}
+
+/// What the session's loop carries out the machine's decisions with.
+struct Edge<'a> {
+    machine: Machine,
+    ctx: &'a SessionContext,
+    names: LocalNames,
+    sending: &'a [Sending],
+    /// Stops the media tasks when the session ends.
+    media: CancellationToken,
+}
+
+impl Edge<'_> {
+    async fn remote_candidate(&mut self, pc: &impl PeerConnection, c: Candidate) {
+        match self.machine.remote_candidate(c, Instant::now()) {
+            Remote::Apply(c) => apply_remote(pc, c).await,
+            Remote::Refuse(why) => debug!("remote candidate not applied: {why}"),
+            Remote::Ignore => {}
+        }
+    }
+
+    fn pc_event(&mut self, ev: PcEvent) {
+        match ev {
+            PcEvent::LocalCandidate(ev) => {
+                if let Some(c) = local_candidate(&ev, &self.names)
+                    .and_then(|c| self.machine.local_candidate(c, Instant::now()))
+                {
+                    self.ctx.outbox.candidate(c);
                 }
             }
-            Some(ev) = inputs.events.recv() => match ev {
-                PcEvent::LocalCandidate(ev) => {
-                    if let Some(c) = local_candidate(&ev, &names)
-                        .and_then(|c| machine.local_candidate(c, Instant::now()))
-                    {
-                        ctx.outbox.candidate(c);
-                    }
+            PcEvent::State(state) => {
+                info!(%state, "connection state");
+                if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
+                    start_media(self.sending, &self.ctx.keyframes, &self.media);
                 }
-                PcEvent::State(state) => {
-                    info!(%state, "connection state");
-                    if link(state).is_some_and(|l| machine.link(l, Instant::now())) {
-                        start_media(sending, &ctx.keyframes, &media);
-                    }
-                }
-            },
+            }
         }
     }
 }
