@@ -159,6 +159,7 @@ struct Sessions {
     ended_tx: mpsc::UnboundedSender<SessionId>,
     ended: mpsc::UnboundedReceiver<SessionId>,
     cancel: CancellationToken,
+    refusals: FirstOfMany,
 }
 
 impl Sessions {
@@ -170,6 +171,7 @@ impl Sessions {
             ended_tx,
             ended,
             cancel: cancel.clone(),
+            refusals: FirstOfMany::default(),
         }
     }
 
@@ -197,7 +199,11 @@ impl Sessions {
                         );
                         self.registry.insert(session, handle);
                     }
-                    Err(refusal) => warn!(ufrag = %session, "offer refused: {refusal}"),
+                    Err(refusal) => {
+                        if self.refusals.first() {
+                            warn!(ufrag = %session, "offer refused: {refusal}");
+                        }
+                    }
                 }
             }
             RoomEvent::Candidate(c) => {
@@ -215,7 +221,16 @@ impl Sessions {
         }
     }
 
+    /// Once a second: forgets what the registry no longer needs, and sums up the offers
+    /// refused since the last one that was logged.
     fn prune(&mut self) {
+        let more = self.refusals.reset();
+        if more > 0 {
+            warn!(
+                more,
+                "offer refused, and more since (not logged one by one)"
+            );
+        }
         let dropped = self.registry.prune(Instant::now());
         if dropped > 0 {
             warn!(
@@ -229,5 +244,44 @@ impl Sessions {
         for (_, handle) in self.registry.drain() {
             handle.close().await;
         }
+    }
+}
+
+/// A flood from the room must not become a flood in the log: the first of many alike
+/// events in an interval is logged in full, the rest are counted and summed up.
+#[derive(Default)]
+struct FirstOfMany {
+    logged: bool,
+    more: u64,
+}
+
+impl FirstOfMany {
+    /// Whether this event is the first since the last [`reset`](Self::reset).
+    fn first(&mut self) -> bool {
+        if self.logged {
+            self.more += 1;
+        }
+        !std::mem::replace(&mut self.logged, true)
+    }
+
+    /// Ends the interval; returns how many events were not logged in it.
+    fn reset(&mut self) -> u64 {
+        self.logged = false;
+        std::mem::take(&mut self.more)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FirstOfMany;
+
+    #[test]
+    fn only_the_first_of_many_refusals_is_logged_and_the_rest_are_counted() {
+        let mut refusals = FirstOfMany::default();
+        assert!(refusals.first());
+        assert!((0..500).all(|_| !refusals.first()));
+        assert_eq!(refusals.reset(), 500);
+        assert!(refusals.first(), "a new interval logs again");
+        assert_eq!(refusals.reset(), 0);
     }
 }
