@@ -8,13 +8,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use campeer::config::{AudioSource, Config, VideoSource};
-use campeer::signaling::direct::DirectSignaller;
+use campeer::signaling::direct::{DirectSignaller, RoomSide};
 use campeer::signaling::protocol::{self, RoomEvent};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use common::viewer::{Direction, RoomLink, Viewer};
+use common::viewer::{Direction, RoomLink, VideoFrame, Viewer};
 
 fn small_test_config() -> Config {
     let mut cfg = Config::default();
@@ -27,27 +27,54 @@ fn small_test_config() -> Config {
     cfg
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_answer_precedes_every_candidate_and_frames_arrive() {
-    // campeer's log, shown when the test fails.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,webrtc=warn,rtc=warn")
-        .with_test_writer()
-        .try_init();
-    let (signaller, room) = DirectSignaller::new();
-    let cancel = CancellationToken::new();
-    let campeer = tokio::spawn(campeer::daemon::serve(
-        small_test_config(),
-        signaller,
-        cancel.clone(),
-    ));
-    let (link, said) = RoomLink::direct(room);
-    let mut viewer = Viewer::call_over(link, Direction::RecvOnly).await;
+/// campeer in this process, its room the other end of a [`DirectSignaller`].
+struct InProcess {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
+impl InProcess {
+    fn start() -> (Self, RoomSide) {
+        // campeer's log, shown when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,webrtc=warn,rtc=warn")
+            .with_test_writer()
+            .try_init();
+        let (signaller, room) = DirectSignaller::new();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(campeer::daemon::serve(
+            small_test_config(),
+            signaller,
+            cancel.clone(),
+        ));
+        (Self { cancel, task }, room)
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.task
+            .await
+            .expect("the daemon task")
+            .expect("campeer stops cleanly");
+    }
+}
+
+/// Waits for the connection and two frames, the second later than the first.
+async fn plays(viewer: &mut Viewer) -> VideoFrame {
     viewer.connected(Duration::from_secs(20)).await;
     let first = viewer.next_video(Duration::from_secs(10)).await;
     let later = viewer.next_video(Duration::from_secs(10)).await;
     assert!(first.counter.is_some() && later.counter > first.counter);
+    later
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_precedes_every_candidate_and_frames_arrive() {
+    let (campeer, room) = InProcess::start();
+    let (link, said) = RoomLink::direct(room);
+    let mut viewer = Viewer::call_over(link, Direction::RecvOnly).await;
+
+    let later = plays(&mut viewer).await;
     assert_eq!((later.width, later.height), (160, 120));
     assert!(!viewer.next_audio(Duration::from_secs(10)).await.is_empty());
 
@@ -57,11 +84,7 @@ async fn the_answer_precedes_every_candidate_and_frames_arrive() {
     assert!(said.contains(&"sendCandidate"), "said: {said:?}");
 
     viewer.hang_up().await;
-    cancel.cancel();
-    campeer
-        .await
-        .expect("the daemon task")
-        .expect("campeer stops cleanly");
+    campeer.stop().await;
 }
 
 /// One member of the room flooding: VP8 offers under made-up ufrags but its one DTLS
@@ -101,29 +124,16 @@ async fn flood(room: mpsc::Sender<RoomEvent>, started: tokio::sync::oneshot::Sen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_calling_during_a_flood_from_one_sender_still_plays() {
-    let (signaller, room) = DirectSignaller::new();
-    let cancel = CancellationToken::new();
-    let campeer = tokio::spawn(campeer::daemon::serve(
-        small_test_config(),
-        signaller,
-        cancel.clone(),
-    ));
+    let (campeer, room) = InProcess::start();
     let (started_tx, started) = tokio::sync::oneshot::channel();
     let flooder = tokio::spawn(flood(room.events.clone(), started_tx));
     started.await.expect("the flood starts");
     let (link, _) = RoomLink::direct(room);
     let mut viewer = Viewer::call_over(link, Direction::RecvOnly).await;
 
-    viewer.connected(Duration::from_secs(20)).await;
-    let first = viewer.next_video(Duration::from_secs(10)).await;
-    let later = viewer.next_video(Duration::from_secs(10)).await;
-    assert!(first.counter.is_some() && later.counter > first.counter);
+    plays(&mut viewer).await;
 
     flooder.abort();
     viewer.hang_up().await;
-    cancel.cancel();
-    campeer
-        .await
-        .expect("the daemon task")
-        .expect("campeer stops cleanly");
+    campeer.stop().await;
 }
