@@ -72,7 +72,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         room,
         auth: server.is_some().then(|| access.socket_auth()),
     };
-    let result = serve(cfg, signaller, cancel).await;
+    let result = serve(cfg, access, signaller, cancel).await;
     if let Some(server) = server {
         // Open WebSockets do not end a graceful shutdown; give them a moment, then stop.
         let abort = server.abort_handle();
@@ -90,6 +90,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
 /// `cancel`; then closes the sessions, stops the signaller and joins the media threads.
 pub async fn serve(
     cfg: Config,
+    access: Arc<Access>,
     signaller: impl Signaller,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -110,6 +111,7 @@ pub async fn serve(
             audio: pipeline.audio(),
             keyframes: Keyframes::new(pipeline.video()),
             outbox: room.outbox.clone(),
+            access,
         },
         &cancel,
     );
@@ -182,6 +184,13 @@ impl Sessions {
     fn on_room_event(&mut self, ev: RoomEvent) {
         match ev {
             RoomEvent::Offer { session, sdp } => {
+                // Before anything is spent on it: no session, no socket, no DTLS key.
+                if let Err(refusal) = self.ctx.access.admit_offer(&sdp) {
+                    if self.refusals.first() {
+                        warn!(ufrag = %session, "offer refused: {refusal}");
+                    }
+                    return;
+                }
                 match self.registry.admit(
                     &session,
                     sdp::attribute(&sdp, "fingerprint"),

@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use campeer::config::{AudioSource, Config, VideoSource};
+use campeer::config::{AudioSource, Config, Secret, VideoSource};
 use campeer::signaling::direct::{DirectSignaller, RoomSide};
 use campeer::signaling::protocol::{self, RoomEvent};
 use serde_json::json;
@@ -24,6 +24,7 @@ fn small_test_config() -> Config {
     cfg.video.bitrate_kbps = 300;
     cfg.audio.source = AudioSource::Test;
     cfg.webrtc.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    cfg.access.token = Some(Secret::new(common::TEST_TOKEN));
     cfg
 }
 
@@ -42,8 +43,11 @@ impl InProcess {
             .try_init();
         let (signaller, room) = DirectSignaller::new();
         let cancel = CancellationToken::new();
+        let cfg = small_test_config();
+        let access = campeer::access::Access::load(&cfg.access).expect("the test token");
         let task = tokio::spawn(campeer::daemon::serve(
-            small_test_config(),
+            cfg,
+            std::sync::Arc::new(access),
             signaller,
             cancel.clone(),
         ));

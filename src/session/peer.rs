@@ -24,6 +24,7 @@ use super::connection::{PcEvent, Track, add_tracks, build_connection};
 use super::keyframe::Keyframes;
 use super::machine::{Ending, Link, Machine, Remote};
 use super::send::{Sending, start_media};
+use crate::access::Access;
 use crate::config::WebrtcConfig;
 use crate::media::{MediaFeed, MediaKind};
 use crate::sdp;
@@ -62,6 +63,8 @@ pub struct SessionContext {
     /// The video's keyframe requests, throttled across all sessions.
     pub keyframes: Keyframes,
     pub outbox: Outbox,
+    /// Signs answers with the viewer token.
+    pub access: Arc<Access>,
 }
 
 /// What the registry keeps per live session.
@@ -287,7 +290,8 @@ async fn drive(
         sending,
         media,
     };
-    ctx.outbox.answer(answer.sdp);
+    // Signed, so the page can tell campeer's answer from one another room member made.
+    ctx.outbox.answer(ctx.access.sign_answer(&answer.sdp));
     info!(after = ?inputs.offer_received.elapsed(), "answer sent");
     for c in edge.machine.answer_sent(Instant::now()) {
         ctx.outbox.candidate(c);

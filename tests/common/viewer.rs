@@ -273,7 +273,10 @@ impl Viewer {
         let ufrag = campeer::sdp::attribute(&offer.sdp, "ice-ufrag")
             .expect("offer has a ufrag")
             .to_owned();
-        say.send(Says::Offer(offer.sdp))
+        // Proven as the page proves its offers: campeer answers no other.
+        let proven = campeer::access::proof::with_proof(&test_token(), &offer.sdp)
+            .expect("the offer has a ufrag and one fingerprint");
+        say.send(Says::Offer(proven))
             .expect("the room link is open");
 
         // Trickle both ways in the background for the life of the call.
@@ -298,6 +301,10 @@ impl Viewer {
                             let sdp = msg["answer"]["sdp"].as_str().unwrap_or_default().to_owned();
                             let for_me = campeer::sdp::attribute(&sdp, "x-campeer-answers") == Some(my_ufrag.as_str());
                             if remote_ufrag.is_some() || !for_me {
+                                continue;
+                            }
+                            if let Err(e) = campeer::access::proof::verify(&test_token(), &sdp) {
+                                let _ = violations.send(Seen::Violation(format!("an answer without campeer's proof: {e}")));
                                 continue;
                             }
                             let theirs = campeer::sdp::attribute(&sdp, "ice-ufrag").map(str::to_owned);
@@ -477,6 +484,7 @@ impl RoomLink {
         let (joined_tx, mut joined) = mpsc::unbounded_channel::<()>();
         let room_for_join = room.clone();
         let socket = ClientBuilder::new(url)
+            .auth(json!({ "token": super::TEST_TOKEN }))
             .on("open", move |_, c: Client| {
                 let room = room_for_join.clone();
                 let joined = joined_tx.clone();
@@ -654,4 +662,8 @@ async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLoca
                 .await;
         }
     }
+}
+
+fn test_token() -> campeer::access::Token {
+    campeer::access::Token::parse(super::TEST_TOKEN).expect("the test token is valid")
 }
