@@ -178,7 +178,9 @@ impl Default for ViewerNet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SelectedPair {
     pub local: RTCIceCandidateType,
-    pub remote: RTCIceCandidateType,
+    /// None for a peer-reflexive candidate (learned from a check that came before the
+    /// candidate did): webrtc-rs keeps no stats of those.
+    pub remote: Option<RTCIceCandidateType>,
 }
 
 /// The video received so far, as counted by the viewer's RTP stack.
@@ -436,7 +438,7 @@ impl Viewer {
         };
         Some(SelectedPair {
             local: kind("Local", &pair.local_candidate_id)?,
-            remote: kind("Remote", &pair.remote_candidate_id)?,
+            remote: kind("Remote", &pair.remote_candidate_id),
         })
     }
 
