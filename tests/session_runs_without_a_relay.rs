@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use common::viewer::{Direction, RoomLink, VideoFrame, Viewer};
+use common::viewer::{Direction, RoomLink, VideoFrame, Viewer, ViewerNet};
 
 fn small_test_config() -> Config {
     let mut cfg = Config::default();
@@ -76,7 +76,7 @@ async fn plays(viewer: &mut Viewer) -> VideoFrame {
 async fn the_answer_precedes_every_candidate_and_frames_arrive() {
     let (campeer, room) = InProcess::start();
     let (link, said) = RoomLink::direct(room);
-    let mut viewer = Viewer::call_over(link, Direction::RecvOnly).await;
+    let mut viewer = Viewer::call_over(link, Direction::RecvOnly, ViewerNet::default()).await;
 
     let later = plays(&mut viewer).await;
     assert_eq!((later.width, later.height), (160, 120));
@@ -133,7 +133,7 @@ async fn a_viewer_calling_during_a_flood_from_one_sender_still_plays() {
     let flooder = tokio::spawn(flood(room.events.clone(), started_tx));
     started.await.expect("the flood starts");
     let (link, _) = RoomLink::direct(room);
-    let mut viewer = Viewer::call_over(link, Direction::RecvOnly).await;
+    let mut viewer = Viewer::call_over(link, Direction::RecvOnly, ViewerNet::default()).await;
 
     plays(&mut viewer).await;
 

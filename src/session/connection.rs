@@ -139,15 +139,37 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLo
 /// A viewer that closes its page sends nothing more; these bound how long its session
 /// lingers (consent checks stop: disconnected after 4 s, failed 6 s later). mDNS
 /// resolution lets a watch-only browser's `.local` candidates be used directly.
-fn setting_engine() -> webrtc::peer_connection::SettingEngine {
+fn setting_engine(mdns: MulticastDnsMode) -> webrtc::peer_connection::SettingEngine {
     SettingEngineBuilder::new()
         .with_ice_timeouts(
             Some(Duration::from_secs(4)),
             Some(Duration::from_secs(6)),
             Some(Duration::from_secs(1)),
         )
-        .with_multicast_dns_mode(MulticastDnsMode::QueryOnly)
+        .with_multicast_dns_mode(mdns)
         .build()
+}
+
+/// mDNS if this host can join its multicast group now, else none. Without a route for
+/// 224.0.0.251 (no default route: a board cabled straight to a laptop, an isolated VLAN)
+/// webrtc-rs fails the whole connection on that join; losing `.local` resolution is the
+/// lesser harm. Probed per connection, as the network may come up after campeer does;
+/// warned once per process.
+fn multicast_dns_mode() -> MulticastDnsMode {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    match rtc::mdns::MulticastSocket::new().into_std() {
+        Ok(_) => MulticastDnsMode::QueryOnly,
+        Err(e) => {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "mDNS off: cannot join multicast group 224.0.0.251: {e}; viewers' `.local` \
+                     candidates will not resolve (a default or multicast route enables it)"
+                );
+            }
+            MulticastDnsMode::Disabled
+        }
+    }
 }
 
 pub(super) async fn build_connection(
@@ -167,6 +189,7 @@ pub(super) async fn build_connection(
         Some([first, last]) => (first..=last).collect(),
         None => vec![0],
     };
+    let mdns = multicast_dns_mode();
     let mut last_err = None;
     for port in ports {
         let (engine, registry) = engine_and_interceptors()?;
@@ -176,7 +199,7 @@ pub(super) async fn build_connection(
                     .with_ice_servers(ice_servers.clone())
                     .build(),
             )
-            .with_setting_engine(setting_engine())
+            .with_setting_engine(setting_engine(mdns))
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events { tx: events.clone() }))

@@ -6,6 +6,8 @@
 
 pub mod ffmpeg;
 pub mod jitter;
+pub mod netns;
+pub mod turn;
 pub mod viewer;
 pub mod vm;
 
@@ -94,6 +96,7 @@ pub fn free_port() -> u16 {
 /// The field relay of PROTOCOL.md: `tests/relay/relay.js` on Node's socket.io.
 pub struct Relay {
     child: Child,
+    host: String,
     pub port: u16,
     pub out: Lines,
 }
@@ -104,8 +107,21 @@ impl Relay {
     }
 
     pub fn start_on(port: u16) -> Self {
-        let mut child = Command::new("node")
+        Self::spawn(&[], "127.0.0.1", port)
+    }
+
+    /// The relay in a host of a test's LAN, on that host's address.
+    pub fn start_in(host: &netns::Host) -> Self {
+        Self::spawn(&host.wrapper(), &host.addr.to_string(), 0)
+    }
+
+    /// Runs the relay under `wrapper` (words put before `node`), listening on `host`.
+    fn spawn(wrapper: &[&str], host: &str, port: u16) -> Self {
+        let mut words = wrapper.iter().copied().chain(["node"]);
+        let mut child = Command::new(words.next().expect("a program"))
+            .args(words)
             .arg(repo().join("tests/relay/relay.js"))
+            .env("HOST", host)
             .env("PORT", port.to_string())
             .env("NODE_PATH", repo().join("tests/node_modules"))
             .stdout(Stdio::piped())
@@ -119,11 +135,16 @@ impl Relay {
             .trim()
             .parse()
             .expect("relay prints its port");
-        Self { child, port, out }
+        Self {
+            child,
+            host: host.to_owned(),
+            port,
+            out,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// Waits for the `n`th join of room 1 this relay has seen (campeer's, while no
@@ -161,18 +182,29 @@ impl Campeer {
     /// `CAMPEER_BIN` runs another build instead of this one (the aarch64 binary), under
     /// `CAMPEER_RUNNER` if set (e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu`).
     pub fn start(url: Option<&str>, env: &[(&str, &str)]) -> Self {
+        Self::start_wrapped(&[], url, env)
+    }
+
+    /// [`Campeer::start`] in a host of a test's LAN, its media bound to the host's address.
+    pub fn start_in(host: &netns::Host, url: &str, env: &[(&str, &str)]) -> Self {
+        let addr = host.addr.to_string();
+        let mut all = vec![("CAMPEER__WEBRTC__BIND", addr.as_str())];
+        all.extend_from_slice(env);
+        Self::start_wrapped(&host.wrapper(), Some(url), &all)
+    }
+
+    /// [`Campeer::start`] under `wrapper`: words put before the runner and the binary.
+    fn start_wrapped(wrapper: &[&str], url: Option<&str>, env: &[(&str, &str)]) -> Self {
         let bin =
             std::env::var_os("CAMPEER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_campeer").into());
         let runner = std::env::var("CAMPEER_RUNNER").unwrap_or_default();
-        let mut runner = runner.split_whitespace();
-        let mut cmd = match runner.next() {
-            Some(program) => {
-                let mut c = Command::new(program);
-                c.args(runner).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
+        let mut words = wrapper
+            .iter()
+            .map(std::ffi::OsString::from)
+            .chain(runner.split_whitespace().map(Into::into))
+            .chain([bin]);
+        let mut cmd = Command::new(words.next().expect("a program"));
+        cmd.args(words);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info,webrtc=warn,rtc=warn")

@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use rtc::interceptor::Registry;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -25,8 +26,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, StatsSelector,
+    register_default_interceptors,
 };
 
 use super::jitter::FrameAssembler;
@@ -156,10 +158,39 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
     }
 }
 
-/// The address the viewer's media socket binds: loopback, unless `CAMPEER_VIEWER_ADDR`
-/// names one a campeer in a VM can reach (`scripts/cross-aarch64` does).
-fn viewer_addr() -> String {
-    std::env::var("CAMPEER_VIEWER_ADDR").unwrap_or_else(|_| "127.0.0.1".into())
+/// Where the viewer's media goes out: the address its socket binds, and the STUN/TURN
+/// servers its page would name.
+#[derive(Clone)]
+pub struct ViewerNet {
+    pub addr: String,
+    pub ice_servers: Vec<RTCIceServer>,
+}
+
+impl Default for ViewerNet {
+    /// Loopback, unless `CAMPEER_VIEWER_ADDR` names an address a campeer in a VM can reach
+    /// (`scripts/cross-aarch64` does); no ICE servers, as on the reference page.
+    fn default() -> Self {
+        Self {
+            addr: std::env::var("CAMPEER_VIEWER_ADDR").unwrap_or_else(|_| "127.0.0.1".into()),
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// What the ICE pair the call settled on is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectedPair {
+    pub local: RTCIceCandidateType,
+    /// None for a peer-reflexive candidate (learned from a check that came before the
+    /// candidate did): webrtc-rs keeps no stats of those.
+    pub remote: Option<RTCIceCandidateType>,
+}
+
+/// The video received so far, as counted by the viewer's RTP stack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VideoPackets {
+    pub received: u64,
+    pub lost: i64,
 }
 
 async fn send_pli(track: &dyn TrackRemote) {
@@ -206,11 +237,16 @@ impl Viewer {
     /// Joins `room` on the relay at `url` and sends an offer. Returns once the offer is
     /// out; watch `seen` for what arrives.
     pub async fn call(url: &str, room: Value, direction: Direction) -> Viewer {
-        Self::call_over(RoomLink::relay(url, room).await, direction).await
+        Self::call_on(url, room, direction, ViewerNet::default()).await
     }
 
-    /// As [`Viewer::call`], through any way to the room (e.g. [`RoomLink::direct`]).
-    pub async fn call_over(link: RoomLink, direction: Direction) -> Viewer {
+    /// [`Viewer::call`] with its media on `net`.
+    pub async fn call_on(url: &str, room: Value, direction: Direction, net: ViewerNet) -> Viewer {
+        Self::call_over(RoomLink::relay(url, room).await, direction, net).await
+    }
+
+    /// As [`Viewer::call_on`], through any way to the room (e.g. [`RoomLink::direct`]).
+    pub async fn call_over(link: RoomLink, direction: Direction, net: ViewerNet) -> Viewer {
         let RoomLink {
             say,
             hear: mut from_room,
@@ -226,7 +262,11 @@ impl Viewer {
         let registry =
             register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
         let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(net.ice_servers)
+                    .build(),
+            )
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler {
@@ -234,7 +274,7 @@ impl Viewer {
                 candidates: cand_tx,
                 video_track: Arc::clone(&video_track),
             }))
-            .with_udp_addrs(vec![format!("{}:0", viewer_addr())])
+            .with_udp_addrs(vec![format!("{}:0", net.addr)])
             .build()
             .await
             .expect("viewer peer connection");
@@ -349,9 +389,48 @@ impl Viewer {
 
     /// Calls campeer in room 1 on the relay at `url`; returns once the call is connected.
     pub async fn connect(url: &str, direction: Direction) -> Viewer {
-        let mut viewer = Self::call(url, json!(1), direction).await;
+        Self::connect_on(url, direction, ViewerNet::default()).await
+    }
+
+    /// [`Viewer::connect`] with its media on `net`.
+    pub async fn connect_on(url: &str, direction: Direction, net: ViewerNet) -> Viewer {
+        let mut viewer = Self::call_on(url, json!(1), direction, net).await;
         viewer.connected(super::CONNECT_DEADLINE).await;
         viewer
+    }
+
+    /// The candidate pair the connection uses now, if it has chosen one.
+    pub async fn selected_pair(&self) -> Option<SelectedPair> {
+        let stats = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let pair_id = &stats.transport()?.selected_candidate_pair_id;
+        let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = stats.get(pair_id) else {
+            return None;
+        };
+        // webrtc-rs 0.21 files candidates under their id with a side's prefix.
+        let kind = |side: &str, id: &str| match stats.get(&format!("RTC{side}IceCandidate_{id}")) {
+            Some(
+                RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c),
+            ) => Some(c.candidate_type),
+            _ => None,
+        };
+        Some(SelectedPair {
+            local: kind("Local", &pair.local_candidate_id)?,
+            remote: kind("Remote", &pair.remote_candidate_id),
+        })
+    }
+
+    /// Video packets received and lost so far.
+    pub async fn video_packets(&self) -> VideoPackets {
+        let stats = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        stats
+            .inbound_rtp_streams()
+            .map(|s| &s.received_rtp_stream_stats)
+            .find(|r| r.rtp_stream_stats.kind == RtpCodecKind::Video)
+            .map(|r| VideoPackets {
+                received: r.packets_received,
+                lost: r.packets_lost,
+            })
+            .unwrap_or_default()
     }
 
     /// Waits for the next event matching `pick`, up to `timeout`.
@@ -393,6 +472,19 @@ impl Viewer {
             _ => None,
         })
         .await
+    }
+
+    /// Waits for `n` decoded frames whose counters rise, each within `timeout`; returns
+    /// the first.
+    pub async fn plays(&mut self, n: usize, timeout: Duration) -> VideoFrame {
+        let first = self.next_video(timeout).await;
+        let mut last = first.counter.expect("the pattern's counter reads back");
+        for _ in 1..n {
+            let next = self.next_counter(timeout).await;
+            assert!(next > last, "counter went from {last} to {next}");
+            last = next;
+        }
+        first
     }
 
     /// The test pattern's frame counter read back from the next frame.

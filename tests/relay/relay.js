@@ -1,7 +1,8 @@
 // The field relay of shared/PROTOCOL.md, as small as the real one: rooms, and three
 // messages forwarded to everybody else in the sender's room. It prints
-// "listening PORT" once it accepts connections (PORT=0 picks a free port) and
-// "join ROOM" for each join, so that tests wait on events instead of sleeping.
+// "listening PORT" once it accepts connections (PORT=0 picks a free port; HOST, the
+// address, is 127.0.0.1 unless set) and "join ROOM" for each join, so that tests wait on
+// events instead of sleeping.
 const { Server } = require("socket.io");
 const http = require("http");
 
@@ -19,7 +20,7 @@ io.on("connection", (socket) => {
     socket.to(room).emit("receiveCandidate", { candidate }));
 });
 
-server.listen(Number(process.env.PORT || 0), "127.0.0.1", () => {
+server.listen(Number(process.env.PORT || 0), process.env.HOST || "127.0.0.1", () => {
   console.log(`listening ${server.address().port}`);
 });
 process.on("SIGTERM", () => process.exit(0));

@@ -1,0 +1,135 @@
+//! Networks whose only way out for media is a TURN server (Debian's coturn, started by
+//! the test): a viewer behind one plays over its relay candidate; campeer behind one plays
+//! through its own allocation while the viewer, like the reference page, has no TURN
+//! server. The TURN password never reaches campeer's log.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::netns::{self, Lan};
+use common::turn::{self, Turn};
+use common::viewer::{Direction, SelectedPair, Viewer, ViewerNet};
+use common::{Campeer, Relay};
+use rtc::peer_connection::transport::RTCIceCandidateType;
+use webrtc::peer_connection::RTCIceServer;
+
+/// campeer's own log at debug, where a leaked credential would show, and the ICE pair
+/// webrtc-rs selects.
+const LOG: (&str, &str) = (
+    "RUST_LOG",
+    "info,campeer=debug,webrtc=warn,rtc=warn,rtc::peer_connection::handler::ice=debug",
+);
+
+/// Calls campeer from `viewer`, waits for 30 frames, prints how soon the first came, and
+/// returns the pair the viewer settled on.
+fn watch(viewer: &netns::Host, relay: &Relay, net: ViewerNet) -> SelectedPair {
+    viewer.block_on(async {
+        let asked = Instant::now();
+        let mut v = Viewer::connect_on(&relay.url(), Direction::RecvOnly, net).await;
+        let first = v.plays(30, Duration::from_secs(5)).await;
+        eprintln!(
+            "first frame through TURN {:?} after the offer",
+            first.at.duration_since(asked)
+        );
+        let pair = v.selected_pair().await.expect("a selected candidate pair");
+        v.hang_up().await;
+        pair
+    })
+}
+
+fn assert_password_not_logged(campeer: &Campeer, turn: &Turn) {
+    let leaks: Vec<String> = campeer
+        .log
+        .all()
+        .into_iter()
+        .filter(|l| l.contains(&turn.password))
+        .collect();
+    assert!(leaks.is_empty(), "the TURN password was logged: {leaks:?}");
+}
+
+#[test]
+fn viewer_reaching_campeer_only_through_turn_plays_over_a_relay_candidate() {
+    if !netns::can_run("viewer_reaching_campeer_only_through_turn_plays_over_a_relay_candidate") {
+        return;
+    }
+    let lan = Lan::new(&["campeer", "viewer", "turn"]);
+    let (board, viewer, server) = (lan.host("campeer"), lan.host("viewer"), lan.host("turn"));
+    let turn = Turn::start(server);
+    let relay = Relay::start_in(server);
+    let campeer = Campeer::start_in(board, &relay.url(), &[LOG]);
+    relay.wait_for_join(1);
+    viewer.allow_udp_only_to(server.addr, turn::PORT);
+
+    let net = ViewerNet {
+        ice_servers: vec![RTCIceServer {
+            urls: vec![turn.url.clone()],
+            username: turn::USER.into(),
+            credential: turn.password.clone(),
+        }],
+        ..viewer.viewer_net()
+    };
+    let pair = watch(viewer, &relay, net);
+    assert_eq!(pair.local, RTCIceCandidateType::Relay, "{pair:?}");
+    assert_password_not_logged(&campeer, &turn);
+}
+
+#[test]
+fn campeer_reaching_only_turn_plays_through_its_own_allocation() {
+    if !netns::can_run("campeer_reaching_only_turn_plays_through_its_own_allocation") {
+        return;
+    }
+    let lan = Lan::new(&["campeer", "viewer", "turn"]);
+    let (board, viewer, server) = (lan.host("campeer"), lan.host("viewer"), lan.host("turn"));
+    let turn = Turn::start(server);
+    let relay = Relay::start_in(server);
+    let config = tempfile::NamedTempFile::new().expect("temp config");
+    std::fs::write(
+        config.path(),
+        format!(
+            "[webrtc]\nice_servers = [{{ urls = [{:?}], username = {:?}, credential = {:?} }}]\n",
+            turn.url,
+            turn::USER,
+            turn.password
+        ),
+    )
+    .expect("config written");
+    board.allow_udp_only_to(server.addr, turn::PORT);
+    let campeer = Campeer::start_in(
+        board,
+        &relay.url(),
+        &[
+            LOG,
+            (
+                "CAMPEER_CONFIG",
+                config.path().to_str().expect("utf-8 path"),
+            ),
+        ],
+    );
+    relay.wait_for_join(1);
+
+    watch(viewer, &relay, viewer.viewer_net());
+    // The viewer may know campeer's relay candidate only as peer-reflexive (a check
+    // through it came first), so campeer says which pair it uses: its side is an address
+    // of the TURN server's.
+    let selected = campeer
+        .log
+        .wait_for("ice selected candidate pair", Duration::from_secs(5));
+    let local = selected
+        .split("ice selected candidate pair ")
+        .nth(1)
+        .and_then(|pair| pair.split(" <-> ").next())
+        .expect("the line names the local address");
+    assert!(
+        local.starts_with(&format!("{}:", server.addr)),
+        "campeer's side of the pair is not relayed: {selected}"
+    );
+    assert_password_not_logged(&campeer, &turn);
+    let errors = campeer
+        .log
+        .all()
+        .into_iter()
+        .filter(|l| l.contains(" ERROR "))
+        .count();
+    eprintln!("campeer logged {errors} ERROR lines behind the firewall");
+}

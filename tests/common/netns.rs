@@ -1,0 +1,274 @@
+//! Networks made for one test: network namespaces ("hosts") on one Ethernet segment, a
+//! bridge in a hub namespace of their own, so the test shapes and firewalls real links
+//! without touching the machine's own network. Every host has loopback, its address on
+//! `eth0` (10.77.0.N/24) and a default route out of `eth0` (to nowhere beyond the LAN),
+//! unless the test takes that away.
+//!
+//! Needs root (`ip netns`, `tc`, `nft`: scripts/setup installs iproute2 and nftables).
+//! Namespace names carry the test process's id, so tests run in parallel; they are
+//! deleted when the [`Lan`] drops, even when the test panics, and ones left by a killed
+//! test process are deleted by the next [`Lan`].
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::viewer::ViewerNet;
+
+const PREFIX: &str = "campeer-test";
+
+/// Whether this process may make namespaces. When not (not root), prints a loud SKIPPED
+/// and returns false; under CI (`CI` set and not false/0, as in scripts/lib/ci.sh) fails
+/// the test instead, so a green CI run always ran it.
+pub fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let what = "network namespaces need root (run the tests as root, e.g. in the CI container)";
+    match std::env::var("CI").as_deref() {
+        Err(_) | Ok("" | "false" | "0") => {
+            // Straight to stderr: libtest keeps what eprintln! says of a passing test.
+            let stars = "*".repeat(72);
+            let _ = writeln!(
+                std::io::stderr(),
+                "{stars}\n{test}: SKIPPED: {what}\n{test}: (under CI, CI=true, this fails the run)\n{stars}"
+            );
+            false
+        }
+        Ok(ci) => panic!("{test}: {what} (CI={ci}: a CI run must run every part)"),
+    }
+}
+
+/// Runs `program args`, panicking with its stderr if it fails.
+pub fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/setup installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// One network namespace, deleted on drop.
+struct Namespace(String);
+
+impl Namespace {
+    fn add(name: String) -> Self {
+        run("ip", &["netns", "add", &name]);
+        let ns = Self(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.0.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A namespace on the [`Lan`].
+pub struct Host {
+    ns: Namespace,
+    pub addr: Ipv4Addr,
+}
+
+impl Host {
+    pub fn namespace(&self) -> &str {
+        &self.ns.0
+    }
+
+    /// The words that run a program in this host: `ip netns exec NS`.
+    pub fn wrapper(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", self.namespace()]
+    }
+
+    /// Runs `program args` in this host.
+    pub fn run(&self, program: &str, args: &[&str]) {
+        let mut all = vec!["netns", "exec", self.namespace(), program];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// Runs `f` on a thread of its own that lives in this host's namespace; everything
+    /// `f` binds or connects (a tokio runtime it builds, its worker threads) is there too.
+    pub fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let path = format!("/run/netns/{}", self.namespace());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: setns on a valid namespace fd changes only this thread.
+                let rc = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET)
+                };
+                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// A viewer's network in this host: its address, no ICE servers.
+    pub fn viewer_net(&self) -> ViewerNet {
+        ViewerNet {
+            addr: self.addr.to_string(),
+            ice_servers: Vec::new(),
+        }
+    }
+
+    /// Runs `fut` to completion on a tokio runtime of its own inside this host (see
+    /// [`Host::enter`]): a viewer made there binds and connects from this host.
+    pub fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        self.enter(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(fut)
+        })
+    }
+
+    /// Leaves this host only the route to its LAN, as on a board cabled straight to a
+    /// laptop: no default route, so no route for multicast either.
+    pub fn remove_default_route(&self) {
+        self.ns.ip(&["route", "del", "default"]);
+    }
+
+    /// Limits what this host sends on the LAN to `rate` (tc syntax, e.g. `500kbit`) with a
+    /// token bucket: what a slow uplink does, queueing up to 50 ms, then dropping.
+    pub fn limit_upload(&self, rate: &str) {
+        self.run(
+            "tc",
+            &[
+                "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "10kb",
+                "latency", "50ms",
+            ],
+        );
+    }
+
+    /// Lifts [`Host::limit_upload`].
+    pub fn unlimit_upload(&self) {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", self.namespace()])
+            .args(["tc", "qdisc", "del", "dev", "eth0", "root"])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Replaces this host's firewall with `rules` (an nft script body for `table inet
+    /// test`), or none when empty.
+    pub fn firewall(&self, rules: &str) {
+        let script = format!("table inet test\ndelete table inet test\n{rules}\n");
+        let path = std::env::temp_dir().join(format!("{}.nft", self.namespace()));
+        std::fs::write(&path, script).expect("nft script written");
+        // `table inet test` first so that the delete never fails on a fresh host.
+        self.run("nft", &["-f", path.to_str().expect("utf-8 temp dir")]);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Drops `percent` % of the UDP packets that arrive, at random: a lossy link inward.
+    pub fn lose_incoming_udp(&self, percent: u32) {
+        self.firewall(&format!(
+            "table inet test {{\n chain input {{ type filter hook input priority 0; \
+             meta l4proto udp numgen random mod 100 < {percent} drop\n }}\n}}"
+        ));
+    }
+
+    /// Lets UDP out only to `to`:`port` (TCP, loopback untouched): a network whose only
+    /// way out for media is a TURN server.
+    pub fn allow_udp_only_to(&self, to: Ipv4Addr, port: u16) {
+        self.firewall(&format!(
+            "table inet test {{\n chain output {{ type filter hook output priority 0; \
+             oifname \"lo\" accept; ip daddr {to} udp dport {port} accept; \
+             meta l4proto udp drop\n }}\n}}"
+        ));
+    }
+}
+
+/// Hosts on one Ethernet segment; see the module comment.
+pub struct Lan {
+    hosts: Vec<Host>,
+    // Dropped last: the hosts' veth ends go with it.
+    _hub: Namespace,
+}
+
+impl Lan {
+    /// One host per name, addressed 10.77.0.1, .2, … in that order.
+    pub fn new(names: &[&str]) -> Self {
+        remove_stale();
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let id = format!(
+            "{PREFIX}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let hub = Namespace::add(format!("{id}-hub"));
+        hub.ip(&["link", "add", "br0", "type", "bridge"]);
+        hub.ip(&["link", "set", "br0", "up"]);
+        let hosts = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let ns = Namespace::add(format!("{id}-{name}"));
+                let port = format!("p{i}");
+                hub.ip(&[
+                    "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.0,
+                ]);
+                hub.ip(&["link", "set", &port, "master", "br0", "up"]);
+                let addr = Ipv4Addr::new(10, 77, 0, i as u8 + 1);
+                ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+                ns.ip(&["link", "set", "eth0", "up"]);
+                ns.ip(&["route", "add", "default", "dev", "eth0"]);
+                Host { ns, addr }
+            })
+            .collect();
+        Self { hosts, _hub: hub }
+    }
+
+    pub fn host(&self, name: &str) -> &Host {
+        self.hosts
+            .iter()
+            .find(|h| h.namespace().ends_with(&format!("-{name}")))
+            .unwrap_or_else(|| panic!("no host {name} on this LAN"))
+    }
+}
+
+/// Deletes namespaces a killed test process left behind.
+fn remove_stale() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for name in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
+        let Some(pid) = name
+            .strip_prefix(&format!("{PREFIX}-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            drop(Namespace(name));
+        }
+    }
+}
