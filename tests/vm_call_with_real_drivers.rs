@@ -300,9 +300,9 @@ impl LoopbackOutput {
                 v4l2::ioctl(fd, vidioc::VIDIOC_DQBUF, (&raw mut buf).cast()).unwrap();
             }
             let (ptr, len) = self.buffers[buf.index as usize];
-            assert!(frame.data.len() <= len, "frame fits the loopback buffer");
-            std::ptr::copy_nonoverlapping(frame.data.as_ptr(), ptr, frame.data.len());
-            buf.bytesused = frame.data.len() as u32;
+            assert!(frame.data().len() <= len, "frame fits the loopback buffer");
+            std::ptr::copy_nonoverlapping(frame.data().as_ptr(), ptr, frame.data().len());
+            buf.bytesused = frame.data().len() as u32;
             buf.timestamp.tv_sec = at.as_secs() as _;
             buf.timestamp.tv_usec = at.subsec_micros() as _;
             v4l2::ioctl(fd, vidioc::VIDIOC_QBUF, (&raw mut buf).cast()).unwrap();

@@ -26,7 +26,7 @@ use super::audio::{CHUNK_SAMPLES, SAMPLE_RATE};
 use super::frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};
 use super::video::test_pattern::TestPattern;
 use super::video::v4l2::{self, Camera, CameraError};
-use super::video::vp8::{Vp8Encoder, Vp8Error};
+use super::video::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
 use crate::config::{AudioConfig, AudioSource, VideoConfig, VideoSource};
 
 /// RTP payload size: 1200-byte packets (a safe MTU through tunnels) less the 12-byte header.
@@ -215,7 +215,7 @@ impl MediaPipeline {
         let (recycle_tx, recycle_rx) = sync_channel::<I420Frame>(2);
         let started = Instant::now();
 
-        let settings = cfg.clone();
+        let settings = vp8_settings(cfg);
         let (ready_tx, ready_rx) = sync_channel(1);
         let (feed, stats, bitrate, cancel) = (
             self.video.clone(),
@@ -388,10 +388,23 @@ fn pace(next: Instant, period: Duration) -> Instant {
     }
 }
 
+/// The encoder's share of `[video]`.
+fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
+    Vp8Settings {
+        width: v.width,
+        height: v.height,
+        fps: v.fps,
+        bitrate_kbps: v.bitrate_kbps,
+        keyframe_interval: v.keyframe_interval,
+        cpu_used: v.cpu_used,
+        threads: v.threads,
+    }
+}
+
 /// The VP8 thread's state: the encoder, rebuilt when the camera's granted size changes.
 struct Encoding {
     encoder: Vp8Encoder,
-    settings: VideoConfig,
+    settings: Vp8Settings,
     started: Instant,
 }
 
@@ -410,8 +423,8 @@ impl Encoding {
             let Some(frame) = slot.take_timeout(POLL) else {
                 continue;
             };
-            if (frame.width, frame.height) != (self.settings.width, self.settings.height) {
-                self.resize(frame.width, frame.height);
+            if frame.size() != (self.settings.width, self.settings.height) {
+                self.resize(frame.width(), frame.height());
             }
             let kbps = bitrate.load(Ordering::Relaxed);
             if kbps != self.encoder.bitrate_kbps()
@@ -420,7 +433,7 @@ impl Encoding {
                 warn!("{e}");
             }
             let ticks = (frame
-                .captured
+                .captured()
                 .saturating_duration_since(self.started)
                 .as_secs_f64()
                 * 90_000.0) as i64;
@@ -440,7 +453,7 @@ impl Encoding {
                             payloads,
                             rtp_time: ticks as u32,
                             keyframe,
-                            captured: frame.captured,
+                            captured: frame.captured(),
                         });
                     }
                     Err(e) => warn!("VP8 packetization: {e}"),
@@ -455,7 +468,7 @@ impl Encoding {
     }
 
     fn resize(&mut self, width: u32, height: u32) {
-        let settings = VideoConfig {
+        let settings = Vp8Settings {
             width,
             height,
             ..self.settings.clone()
@@ -495,7 +508,7 @@ impl VideoInput {
         self.spare
             .take()
             .or_else(|| self.recycle.try_recv().ok())
-            .filter(|f| (f.width, f.height) == (w, h))
+            .filter(|f| f.size() == (w, h))
             .unwrap_or_else(|| I420Frame::new(w, h))
     }
 
@@ -513,7 +526,7 @@ impl VideoInput {
         while !self.cancel.is_cancelled() {
             let mut frame = self.buffer();
             self.pattern.draw(&mut frame, self.counter);
-            frame.captured = Instant::now();
+            frame.set_captured(Instant::now());
             self.put(frame);
             next = pace(next, self.period);
         }
@@ -551,7 +564,7 @@ impl VideoInput {
             while Instant::now() < until && !self.cancel.is_cancelled() {
                 let mut frame = self.buffer();
                 self.pattern.draw_no_signal(&mut frame, self.counter);
-                frame.captured = Instant::now();
+                frame.set_captured(Instant::now());
                 self.put(frame);
                 next = pace(next, self.period);
             }
@@ -629,13 +642,13 @@ mod tests {
     fn slot_keeps_only_the_newest() {
         let slot = FrameSlot::default();
         let mut a = I420Frame::new(2, 2);
-        a.data[0] = 1;
+        a.planes_mut().0[0] = 1;
         let mut b = I420Frame::new(2, 2);
-        b.data[0] = 2;
+        b.planes_mut().0[0] = 2;
         assert!(slot.put(a).is_none());
         let dropped = slot.put(b).expect("the first is displaced");
-        assert_eq!(dropped.data[0], 1);
-        assert_eq!(slot.take_timeout(POLL).unwrap().data[0], 2);
+        assert_eq!(dropped.y()[0], 1);
+        assert_eq!(slot.take_timeout(POLL).unwrap().y()[0], 2);
         assert!(slot.take_timeout(Duration::from_millis(1)).is_none());
     }
 

@@ -30,10 +30,9 @@ use webrtc::peer_connection::{
 };
 
 use super::jitter::FrameAssembler;
-use campeer::config::VideoConfig;
 use campeer::media::I420Frame;
 use campeer::media::video::test_pattern::{TestPattern, read_counter};
-use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder};
+use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8Settings};
 use campeer::signaling::direct::RoomSide;
 use campeer::signaling::protocol::{self, Outgoing};
 
@@ -610,12 +609,14 @@ fn sample_track(
 
 /// The reference page's own camera and microphone: a real VP8 and Opus stream into campeer.
 async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLocalStaticSample>) {
-    let settings = VideoConfig {
+    let settings = Vp8Settings {
         width: 160,
         height: 120,
+        fps: 25,
         bitrate_kbps: 300,
+        keyframe_interval: 300,
+        cpu_used: 8,
         threads: 1,
-        ..VideoConfig::default()
     };
     let mut encoder = Vp8Encoder::new(&settings).expect("viewer VP8 encoder");
     let mut pattern = TestPattern::new(160, 120);

@@ -56,7 +56,7 @@ impl TestPattern {
 
     /// Paints frame `counter` into `frame` (which must be this pattern's size).
     pub fn draw(&mut self, frame: &mut I420Frame, counter: u32) {
-        debug_assert_eq!((frame.width, frame.height), (self.width, self.height));
+        debug_assert_eq!(frame.size(), (self.width, self.height));
         let (w, h) = (self.width as usize, self.height as usize);
         let shift = (counter as usize * 4) % w.max(1);
         let bar = (counter as usize * 6) % w.max(1);
