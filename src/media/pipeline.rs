@@ -96,9 +96,9 @@ fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
     Vp8Settings {
         width: v.width,
         height: v.height,
-        fps: v.fps,
-        bitrate_kbps: v.bitrate_kbps,
-        keyframe_interval: v.keyframe_interval,
+        target_kbps: v.bitrate_kbps,
+        frame_rate: v.fps,
+        max_keyframe_distance: v.keyframe_interval,
         cpu_used: v.cpu_used,
         threads: v.threads,
     }

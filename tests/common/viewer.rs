@@ -612,9 +612,9 @@ async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLoca
     let settings = Vp8Settings {
         width: 160,
         height: 120,
-        fps: 25,
-        bitrate_kbps: 300,
-        keyframe_interval: 300,
+        target_kbps: 300,
+        frame_rate: 25,
+        max_keyframe_distance: 300,
         cpu_used: 8,
         threads: 1,
     };

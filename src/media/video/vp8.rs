@@ -12,18 +12,20 @@ use vpx_sys as vpx;
 
 use crate::media::frame::I420Frame;
 
-/// What the encoder needs to know, and nothing about where frames come from.
+/// What the encoder needs to know, in its own terms, and nothing about where frames
+/// come from (the pipeline derives it from `[video]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vp8Settings {
     /// Even and non-zero: I420 chroma is subsampled 2x2.
     pub width: u32,
     pub height: u32,
-    /// Frame rate the source aims at; bounds the size of a keyframe.
-    pub fps: u32,
-    pub bitrate_kbps: u32,
-    /// Frames between forced keyframes.
-    pub keyframe_interval: u32,
-    /// libvpx speed: higher costs less CPU for less quality.
+    /// CBR target; congestion control changes it while running.
+    pub target_kbps: u32,
+    /// Bounds a keyframe's size to a few frames' worth of bits.
+    pub frame_rate: u32,
+    /// At most this many frames between two keyframes.
+    pub max_keyframe_distance: u32,
+    /// libvpx `cpu-used`: higher costs less CPU for less quality.
     pub cpu_used: i32,
     /// libvpx worker threads.
     pub threads: u32,
@@ -119,7 +121,7 @@ impl Vp8Encoder {
             cfg.g_lag_in_frames = 0;
             cfg.g_error_resilient = vpx::VPX_ERROR_RESILIENT_DEFAULT;
             cfg.rc_end_usage = vpx::vpx_rc_mode::VPX_CBR;
-            cfg.rc_target_bitrate = s.bitrate_kbps;
+            cfg.rc_target_bitrate = s.target_kbps;
             cfg.rc_min_quantizer = 4;
             cfg.rc_max_quantizer = 56;
             cfg.rc_undershoot_pct = 95;
@@ -131,7 +133,7 @@ impl Vp8Encoder {
             cfg.rc_dropframe_thresh = 0;
             cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_AUTO;
             cfg.kf_min_dist = 0;
-            cfg.kf_max_dist = s.keyframe_interval;
+            cfg.kf_max_dist = s.max_keyframe_distance;
             let mut ctx = Box::<vpx::vpx_codec_ctx_t>::new_zeroed().assume_init();
             check(
                 "encoder init",
@@ -154,7 +156,7 @@ impl Vp8Encoder {
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY, 0)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD, 1)?;
             // A keyframe at most ~3 frames' worth of bits, so it does not stall the link.
-            let max_intra = (300 * s.fps.max(1) / 10).max(300) as c_int;
+            let max_intra = (300 * s.frame_rate.max(1) / 10).max(300) as c_int;
             enc.control(
                 vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
                 max_intra,
@@ -345,9 +347,9 @@ mod tests {
         Vp8Settings {
             width,
             height,
-            fps: 30,
-            bitrate_kbps: 500,
-            keyframe_interval: 300,
+            target_kbps: 500,
+            frame_rate: 30,
+            max_keyframe_distance: 300,
             cpu_used: 8,
             threads: 1,
         }
@@ -415,7 +417,7 @@ mod tests {
     #[test]
     fn bitrate_changes_at_run_time() {
         let mut settings = small(640, 480);
-        settings.bitrate_kbps = 2000;
+        settings.target_kbps = 2000;
         let mut enc = Vp8Encoder::new(&settings).unwrap();
         let high: usize = encode_run(&mut enc, 60, None)[30..]
             .iter()
