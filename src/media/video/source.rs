@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::test_pattern::TestPattern;
 use super::v4l2::{Camera, CameraError};
 use crate::media::frame::{I420Frame, MediaStats};
-use crate::media::pace::pace;
+use crate::media::pace::{FrameClock, unix_ms};
 use crate::media::slot::FrameSlot;
 
 /// One-second poll timeouts in a row before a silent camera is closed and reopened.
@@ -24,6 +24,13 @@ const STALLED_AFTER: u32 = 3;
 pub enum VideoOrigin {
     TestPattern,
     Camera(PathBuf),
+}
+
+/// What the source paints when it has no camera frame.
+#[derive(Debug, Clone, Copy)]
+enum Picture {
+    Pattern,
+    NoSignal,
 }
 
 /// What the source asks for; a camera may grant another size.
@@ -78,14 +85,19 @@ impl VideoCapture {
         }
     }
 
-    /// A buffer of the current size: a displaced or returned one when it fits.
-    fn buffer(&mut self) -> I420Frame {
+    /// A displaced or returned buffer of the current size, if there is one.
+    fn reuse(&mut self) -> Option<I420Frame> {
         let size = (self.mode.width, self.mode.height);
         self.spare
             .take()
             .or_else(|| self.recycle.try_recv().ok())
             .filter(|f| f.size() == size)
-            .unwrap_or_else(|| I420Frame::new(size.0, size.1))
+    }
+
+    /// A buffer of the current size, reused when one fits.
+    fn buffer(&mut self) -> I420Frame {
+        self.reuse()
+            .unwrap_or_else(|| I420Frame::new(self.mode.width, self.mode.height))
     }
 
     fn put(&mut self, frame: I420Frame) {
@@ -98,13 +110,39 @@ impl VideoCapture {
     }
 
     fn pattern_forever(mut self) {
-        let mut next = Instant::now();
-        while !self.cancel.is_cancelled() {
-            let mut frame = self.buffer();
-            self.pattern.draw(&mut frame, self.counter);
-            frame.set_captured(Instant::now());
+        self.paint_on_clock(Picture::Pattern, None);
+    }
+
+    /// Paints `picture` on a camera's clock until `until` (or shutdown): each frame is
+    /// stamped with the time it was due, and frames missed in a stall are dropped.
+    fn paint_on_clock(&mut self, picture: Picture, until: Option<Instant>) {
+        let mut clock = FrameClock::new(Instant::now(), self.period);
+        while !self.cancel.is_cancelled() && until.is_none_or(|t| Instant::now() < t) {
+            let tick = clock.wait();
+            MediaStats::add(&self.stats.video_dropped, tick.skipped);
+            self.counter = self.counter.wrapping_add(tick.skipped as u32);
+            let stamp = unix_ms(tick.due);
+            let mut frame = match picture {
+                // Every buffer here holds an earlier frame of the pattern, or is new.
+                Picture::Pattern => match self.reuse() {
+                    Some(mut f) => {
+                        self.pattern.update(&mut f, self.counter, stamp);
+                        f
+                    }
+                    None => {
+                        let mut f = I420Frame::new(self.mode.width, self.mode.height);
+                        self.pattern.draw(&mut f, self.counter, stamp);
+                        f
+                    }
+                },
+                Picture::NoSignal => {
+                    let mut f = self.buffer();
+                    self.pattern.draw_no_signal(&mut f, self.counter, stamp);
+                    f
+                }
+            };
+            frame.set_captured(tick.due);
             self.put(frame);
-            next = pace(next, self.period);
         }
     }
 
@@ -137,19 +175,8 @@ impl VideoCapture {
                 }
                 Err(_) => {}
             }
-            self.no_signal_for(Duration::from_secs(1));
-        }
-    }
-
-    fn no_signal_for(&mut self, span: Duration) {
-        let until = Instant::now() + span;
-        let mut next = Instant::now();
-        while Instant::now() < until && !self.cancel.is_cancelled() {
-            let mut frame = self.buffer();
-            self.pattern.draw_no_signal(&mut frame, self.counter);
-            frame.set_captured(Instant::now());
-            self.put(frame);
-            next = pace(next, self.period);
+            let until = Instant::now() + Duration::from_secs(1);
+            self.paint_on_clock(Picture::NoSignal, Some(until));
         }
     }
 

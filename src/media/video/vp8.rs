@@ -365,7 +365,7 @@ mod tests {
         let mut img = I420Frame::new(w, h);
         let mut out = Vec::new();
         for n in 0..frames {
-            pattern.draw(&mut img, n);
+            pattern.draw(&mut img, n, u64::from(n) * 33);
             enc.encode(
                 &img,
                 i64::from(n) * 3000,
