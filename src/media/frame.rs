@@ -160,6 +160,11 @@ impl MediaFeed {
         self.frames.subscribe()
     }
 
+    /// Whether anyone receives this feed: with nobody watching, its encoder rests.
+    pub fn has_subscribers(&self) -> bool {
+        self.frames.receiver_count() > 0
+    }
+
     /// Many requests before the next frame make one keyframe.
     pub fn request_keyframe(&self) {
         self.keyframe_wanted.store(true, Ordering::Relaxed);

@@ -339,6 +339,57 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_is_encoded_until_a_viewer_subscribes_then_a_stamped_keyframe() {
+        use crate::media::pace::unix_ms;
+        use crate::media::video::test_pattern::read_stamp;
+        use crate::media::video::vp8::Vp8Decoder;
+        let video_cfg = VideoConfig {
+            source: VideoSource::Test,
+            width: 320,
+            height: 240,
+            ..VideoConfig::default()
+        };
+        let audio_cfg = AudioConfig {
+            source: AudioSource::Test,
+            ..AudioConfig::default()
+        };
+        let p = MediaPipeline::start(&video_cfg, &audio_cfg, CancellationToken::new()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.stats().snapshot().video_captured < 3 || p.stats().snapshot().audio_captured < 3 {
+            assert!(Instant::now() < deadline, "capture runs without viewers");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let idle = p.stats().snapshot();
+        assert_eq!((idle.video_encoded, idle.audio_encoded), (0, 0), "{idle}");
+
+        let mut video = p.video().subscribe();
+        let first = recv(&mut video).await;
+        assert!(
+            first.keyframe,
+            "the first frame a viewer gets is a keyframe"
+        );
+        let data: Vec<u8> = first
+            .payloads
+            .iter()
+            .flat_map(|p| p[1..].to_vec())
+            .collect();
+        let img = Vp8Decoder::new()
+            .unwrap()
+            .decode(&data)
+            .unwrap()
+            .expect("a picture");
+        let stamp = read_stamp(&img.y, img.stride, 320, 240).expect("stamped");
+        assert!(
+            stamp.abs_diff(unix_ms(first.captured)) <= 1,
+            "the painted time {stamp} is the frame's capture time {}",
+            unix_ms(first.captured)
+        );
+        tokio::task::spawn_blocking(move || p.shutdown())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_camera_sends_no_signal_and_keeps_the_track_running() {
         use crate::media::video::test_pattern::{NO_SIGNAL_LUMA, read_counter};
         use crate::media::video::vp8::Vp8Decoder;

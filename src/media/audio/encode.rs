@@ -1,5 +1,6 @@
 //! The audio encode stage: its own thread takes queued 20 ms chunks, encodes each to one
-//! Opus packet (one RTP payload) and publishes it on the audio feed.
+//! Opus packet (one RTP payload) and publishes it on the audio feed. With no viewer
+//! subscribed it encodes nothing, but its sample clock runs on.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -37,21 +38,27 @@ impl AudioEncode {
             let Ok(chunk) = chunks.recv_timeout(STAGE_POLL) else {
                 continue;
             };
-            match self.encoder.encode(&chunk, &mut packet) {
-                Ok(n) => {
-                    MediaStats::add(&self.stats.audio_encoded, 1);
-                    MediaStats::add(&self.stats.audio_bytes, n as u64);
-                    self.feed.publish(EncodedFrame {
-                        payloads: vec![Bytes::copy_from_slice(&packet)],
-                        rtp_time: samples,
-                        keyframe: false,
-                        captured: Instant::now(),
-                    });
-                }
-                Err(e) => warn!("{e}"),
+            if self.feed.has_subscribers() {
+                self.encode(&chunk, samples, &mut packet);
             }
             samples = samples.wrapping_add(CHUNK_SAMPLES as u32);
             let _ = recycle.try_send(chunk);
+        }
+    }
+
+    fn encode(&mut self, chunk: &[i16], rtp_time: u32, packet: &mut Vec<u8>) {
+        match self.encoder.encode(chunk, packet) {
+            Ok(n) => {
+                MediaStats::add(&self.stats.audio_encoded, 1);
+                MediaStats::add(&self.stats.audio_bytes, n as u64);
+                self.feed.publish(EncodedFrame {
+                    payloads: vec![Bytes::copy_from_slice(packet)],
+                    rtp_time,
+                    keyframe: false,
+                    captured: Instant::now(),
+                });
+            }
+            Err(e) => warn!("{e}"),
         }
     }
 }

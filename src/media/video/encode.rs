@@ -1,6 +1,10 @@
 //! The video encode stage: its own thread takes the newest frame from the slot, encodes
 //! it to VP8 at the bitrate congestion control last asked for, splits it into RTP
 //! payloads once for every viewer, and publishes it on the video feed.
+//!
+//! With no viewer subscribed it rests: it still takes each frame (so the source keeps
+//! capturing, warm, and counts no drops) but encodes nothing; the first frame after a
+//! viewer subscribes is a keyframe.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +36,8 @@ pub struct VideoEncode {
     stats: Arc<MediaStats>,
     /// Congestion control's target, applied before the next frame.
     bitrate_kbps: Arc<AtomicU32>,
+    /// No viewer at the last frame: nothing was encoded.
+    resting: bool,
 }
 
 impl VideoEncode {
@@ -51,6 +57,7 @@ impl VideoEncode {
             feed,
             stats,
             bitrate_kbps,
+            resting: false,
         })
     }
 
@@ -66,7 +73,17 @@ impl VideoEncode {
             let Some(frame) = slot.take_timeout(STAGE_POLL) else {
                 continue;
             };
-            self.encode(&frame);
+            if self.feed.has_subscribers() {
+                if self.resting {
+                    self.resting = false;
+                    info!("a viewer: encoding from a keyframe");
+                    self.feed.request_keyframe();
+                }
+                self.encode(&frame);
+            } else if !self.resting {
+                self.resting = true;
+                info!("no viewer: the encoder rests");
+            }
             // The source may have allocated a replacement already; then this one is freed.
             let _ = recycle.try_send(frame);
         }
