@@ -24,8 +24,8 @@ use super::slot::FrameSlot;
 use super::video::encode::VideoEncode;
 use super::video::source::{VideoCapture, VideoMode, VideoOrigin};
 use super::video::v4l2;
-use super::video::vp8::{Vp8Error, Vp8Settings};
-use crate::config::{AudioConfig, AudioSource, VideoConfig, VideoSource};
+use super::video::vp8::{self, Vp8Error, Vp8Settings};
+use crate::config::{AudioConfig, AudioSource, EncoderThreads, VideoConfig, VideoSource};
 
 /// 100 ms of audio between tone and Opus: absorbs scheduling hiccups, adds no latency
 /// while the encoder keeps up.
@@ -91,8 +91,15 @@ fn audio_origin(source: &AudioSource) -> Option<AudioOrigin> {
     origin
 }
 
-/// The encoder's share of `[video]`.
+/// The encoder's share of `[video]`, with `threads = "auto"` resolved for this machine.
 fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
+    let threads = match v.threads {
+        EncoderThreads::Count(n) => n,
+        EncoderThreads::Auto => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            vp8::threads_for(v.width, v.height, cores)
+        }
+    };
     Vp8Settings {
         width: v.width,
         height: v.height,
@@ -100,7 +107,7 @@ fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
         frame_rate: v.fps,
         max_keyframe_distance: v.keyframe_interval,
         cpu_used: v.cpu_used,
-        threads: v.threads,
+        threads,
     }
 }
 
@@ -197,6 +204,11 @@ impl MediaPipeline {
         let (recycle_tx, recycle_rx) = sync_channel::<I420Frame>(2);
         let (ready_tx, ready_rx) = sync_channel(1);
         let settings = vp8_settings(cfg);
+        info!(
+            threads = settings.threads,
+            cpu_used = settings.cpu_used,
+            "VP8 encoder"
+        );
         let (feed, stats, bitrate, cancel) = (
             self.video.clone(),
             self.stats(),
