@@ -287,6 +287,20 @@ mod tests {
     use crate::media::EncodedFrame;
     use crate::media::video::encode::RTP_PAYLOAD_MTU;
 
+    fn start_320x240(video: VideoSource, audio: AudioSource) -> MediaPipeline {
+        let video = VideoConfig {
+            source: video,
+            width: 320,
+            height: 240,
+            ..VideoConfig::default()
+        };
+        let audio = AudioConfig {
+            source: audio,
+            ..AudioConfig::default()
+        };
+        MediaPipeline::start(&video, &audio, CancellationToken::new()).unwrap()
+    }
+
     async fn recv(
         rx: &mut tokio::sync::broadcast::Receiver<Arc<EncodedFrame>>,
     ) -> Arc<EncodedFrame> {
@@ -298,17 +312,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn test_sources_flow_to_subscribers() {
-        let video_cfg = VideoConfig {
-            source: VideoSource::Test,
-            width: 320,
-            height: 240,
-            ..VideoConfig::default()
-        };
-        let audio_cfg = AudioConfig {
-            source: AudioSource::Test,
-            ..AudioConfig::default()
-        };
-        let p = MediaPipeline::start(&video_cfg, &audio_cfg, CancellationToken::new()).unwrap();
+        let p = start_320x240(VideoSource::Test, AudioSource::Test);
         let mut video = p.video().subscribe();
         let mut last = recv(&mut video).await;
         for _ in 0..11 {
@@ -355,17 +359,7 @@ mod tests {
         use crate::media::pace::unix_ms;
         use crate::media::video::test_pattern::read_stamp;
         use crate::media::video::vp8::Vp8Decoder;
-        let video_cfg = VideoConfig {
-            source: VideoSource::Test,
-            width: 320,
-            height: 240,
-            ..VideoConfig::default()
-        };
-        let audio_cfg = AudioConfig {
-            source: AudioSource::Test,
-            ..AudioConfig::default()
-        };
-        let p = MediaPipeline::start(&video_cfg, &audio_cfg, CancellationToken::new()).unwrap();
+        let p = start_320x240(VideoSource::Test, AudioSource::Test);
         let deadline = Instant::now() + Duration::from_secs(10);
         while p.stats().snapshot().video_captured < 3 || p.stats().snapshot().audio_captured < 3 {
             assert!(Instant::now() < deadline, "capture runs without viewers");
@@ -405,17 +399,10 @@ mod tests {
     async fn a_missing_camera_sends_no_signal_and_keeps_the_track_running() {
         use crate::media::video::test_pattern::{NO_SIGNAL_LUMA, read_counter};
         use crate::media::video::vp8::Vp8Decoder;
-        let video_cfg = VideoConfig {
-            source: VideoSource::Device("/nonexistent/video9".into()),
-            width: 320,
-            height: 240,
-            ..VideoConfig::default()
-        };
-        let audio_cfg = AudioConfig {
-            source: AudioSource::None,
-            ..AudioConfig::default()
-        };
-        let p = MediaPipeline::start(&video_cfg, &audio_cfg, CancellationToken::new()).unwrap();
+        let p = start_320x240(
+            VideoSource::Device("/nonexistent/video9".into()),
+            AudioSource::None,
+        );
         let mut video = p.video().subscribe();
         let mut decoder = Vp8Decoder::new().unwrap();
         let mut counters = Vec::new();
