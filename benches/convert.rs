@@ -33,7 +33,7 @@ fn main() {
             ("YUYV→I420", PixelFormat::Yuyv, &yuyv),
             ("MJPEG→I420", PixelFormat::Mjpeg, &jpeg),
         ] {
-            let len = frame.data.len();
+            let len = frame.data().len();
             let mut copy = vec![0u8; len];
             let baseline = rate(|| {
                 copy.copy_from_slice(black_box(&yuyv[..len]));
@@ -43,7 +43,7 @@ fn main() {
                 converter
                     .convert(format, black_box(src), 0, &mut frame)
                     .expect("converts");
-                black_box(&frame.data);
+                black_box(frame.data());
             });
             println!(
                 "| {w}x{h} | {name} | {fps:.0} | {baseline:.0} | {:.3} |",

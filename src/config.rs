@@ -154,7 +154,41 @@ pub struct VideoConfig {
     pub keyframe_interval: u32,
     /// libvpx speed: higher costs less CPU for less quality; 8 suits a small board.
     pub cpu_used: i32,
-    pub threads: u32,
+    pub threads: EncoderThreads,
+}
+
+/// `video.threads`: libvpx worker threads, or `"auto"`: by picture size and cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderThreads {
+    Auto,
+    Count(u32),
+}
+
+impl Serialize for EncoderThreads {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Count(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EncoderThreads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(Self::Count(n)),
+            Raw::Word(w) if w == "auto" => Ok(Self::Auto),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "{w:?}: a number of threads or \"auto\""
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,7 +393,7 @@ impl Default for VideoConfig {
             bitrate_kbps: 1000,
             keyframe_interval: 300,
             cpu_used: 8,
-            threads: 2,
+            threads: EncoderThreads::Auto,
         }
     }
 }
@@ -492,11 +526,10 @@ impl Config {
                 format!("{}: must be 0..=16", v.cpu_used),
             ));
         }
-        if !(1..=16).contains(&v.threads) {
-            return Err(invalid(
-                "video.threads",
-                format!("{}: must be 1..=16", v.threads),
-            ));
+        if let EncoderThreads::Count(n) = v.threads
+            && !(1..=16).contains(&n)
+        {
+            return Err(invalid("video.threads", format!("{n}: must be 1..=16")));
         }
         if let VideoSource::Device(p) = &v.source
             && p.as_os_str().is_empty()
@@ -650,6 +683,25 @@ mod tests {
         assert_eq!(c.video.source, VideoSource::Test);
         assert_eq!(c.audio.source, AudioSource::Pcm("hw:1,0".into()));
         assert_eq!(c.webrtc.udp_port_range, Some([50000, 50100]));
+    }
+
+    #[test]
+    fn video_threads_is_a_count_or_auto() {
+        assert_eq!(
+            load_str("", &[]).unwrap().video.threads,
+            EncoderThreads::Auto
+        );
+        let c = load_str("[video]\nthreads = 3\n", &[]).unwrap();
+        assert_eq!(c.video.threads, EncoderThreads::Count(3));
+        let c = load_str("", &[("CAMPEER__VIDEO__THREADS", "1")]).unwrap();
+        assert_eq!(c.video.threads, EncoderThreads::Count(1));
+        let c = load_str(
+            "[video]\nthreads = 2\n",
+            &[("CAMPEER__VIDEO__THREADS", "auto")],
+        );
+        assert_eq!(c.unwrap().video.threads, EncoderThreads::Auto);
+        assert!(err("[video]\nthreads = 0\n", &[]).contains("video.threads"));
+        assert!(err("[video]\nthreads = \"many\"\n", &[]).contains("many"));
     }
 
     #[test]

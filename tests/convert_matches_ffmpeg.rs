@@ -29,12 +29,12 @@ fn convert(format: PixelFormat, src: &[u8]) -> I420Frame {
 fn every_format_matches_ffmpegs_i420() {
     let reference = raw("yuv420p");
     assert_eq!(
-        convert(PixelFormat::Yu12, &reference).data,
+        convert(PixelFormat::Yu12, &reference).data(),
         reference,
         "YU12 is a copy"
     );
     assert_eq!(
-        convert(PixelFormat::Nv12, &raw("nv12")).data,
+        convert(PixelFormat::Nv12, &raw("nv12")).data(),
         reference,
         "NV12 is exact"
     );
@@ -42,13 +42,13 @@ fn every_format_matches_ffmpegs_i420() {
         (PixelFormat::Yuyv, "yuyv422"),
         (PixelFormat::Uyvy, "uyvy422"),
     ] {
-        let db = psnr(&convert(format, &raw(pix_fmt)).data, &reference);
+        let db = psnr(convert(format, &raw(pix_fmt)).data(), &reference);
         eprintln!("{format:?}: {db:.1} dB");
         assert!(db >= 40.0, "{format:?}: {db:.1} dB");
     }
     let jpeg = ffmpeg::testsrc2_jpeg(W, H, 2);
     let db = psnr(
-        &convert(PixelFormat::Mjpeg, &jpeg).data,
+        convert(PixelFormat::Mjpeg, &jpeg).data(),
         &ffmpeg::jpeg_to_i420(&jpeg),
     );
     eprintln!("MJPEG: {db:.1} dB");
@@ -69,7 +69,7 @@ fn padded_lines_are_honoured() {
     Converter::default()
         .convert(PixelFormat::Yuyv, &padded, stride as u32, &mut out)
         .unwrap();
-    assert_eq!(out.data, convert(PixelFormat::Yuyv, &yuyv).data);
+    assert_eq!(out.data(), convert(PixelFormat::Yuyv, &yuyv).data());
 }
 
 #[test]

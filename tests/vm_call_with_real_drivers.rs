@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use campeer::media::I420Frame;
+use campeer::media::pace::unix_ms;
 use campeer::media::video::test_pattern::{NO_SIGNAL_LUMA, TestPattern};
 use campeer::media::video::v4l2::describe;
 use common::viewer::{Direction, Seen, VideoFrame, Viewer};
@@ -300,9 +301,9 @@ impl LoopbackOutput {
                 v4l2::ioctl(fd, vidioc::VIDIOC_DQBUF, (&raw mut buf).cast()).unwrap();
             }
             let (ptr, len) = self.buffers[buf.index as usize];
-            assert!(frame.data.len() <= len, "frame fits the loopback buffer");
-            std::ptr::copy_nonoverlapping(frame.data.as_ptr(), ptr, frame.data.len());
-            buf.bytesused = frame.data.len() as u32;
+            assert!(frame.data().len() <= len, "frame fits the loopback buffer");
+            std::ptr::copy_nonoverlapping(frame.data().as_ptr(), ptr, frame.data().len());
+            buf.bytesused = frame.data().len() as u32;
             buf.timestamp.tv_sec = at.as_secs() as _;
             buf.timestamp.tv_usec = at.subsec_micros() as _;
             v4l2::ioctl(fd, vidioc::VIDIOC_QBUF, (&raw mut buf).cast()).unwrap();
@@ -346,7 +347,7 @@ async fn rtp_time_is_the_drivers_buffer_time() {
             let mut frame = I420Frame::new(w, h);
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                pattern.draw(&mut frame, n);
+                pattern.draw(&mut frame, n, unix_ms(Instant::now()));
                 out.write(&frame, stamp(n));
                 n += 1;
                 std::thread::sleep(Duration::from_millis(40));

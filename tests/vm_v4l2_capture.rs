@@ -18,7 +18,7 @@ const CAMERA: &str = "/dev/video0";
 
 /// Mean luma of a 16x16 patch centred at (x, y).
 fn luma(f: &I420Frame, x: usize, y: usize) -> u32 {
-    let w = f.width as usize;
+    let w = f.width() as usize;
     let mut sum = 0u32;
     for row in y - 8..y + 8 {
         sum += f.y()[row * w + x - 8..row * w + x + 8]
@@ -103,11 +103,11 @@ fn the_rate_vivid_grants_is_the_one_reported() {
     // the driver's own clock, so emulation's pace cannot fail it.)
     let mut frame = I420Frame::new(m.width, m.height);
     camera.next_frame(&mut frame).unwrap();
-    let first = frame.captured;
+    let first = frame.captured();
     for _ in 0..9 {
         camera.next_frame(&mut frame).unwrap();
     }
-    let span = frame.captured - first;
+    let span = frame.captured() - first;
     eprintln!("9 frame periods by driver timestamps: {span:?}");
     assert!(span.as_millis().abs_diff(360) < 20, "{span:?}");
 }
@@ -215,7 +215,7 @@ fn mjpeg_from_v4l2loopback_matches_the_jpeg_written() {
     for _ in 0..3 {
         camera.next_frame(&mut frame).unwrap();
     }
-    let db = psnr(&frame.data, &reference);
+    let db = psnr(frame.data(), &reference);
     eprintln!("MJPEG through v4l2loopback vs ffmpeg's decode: {db:.1} dB");
     assert!(db >= 40.0, "{db:.1} dB");
     drop(camera);

@@ -9,35 +9,105 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-/// A raw picture: Y, then U, then V, tightly packed. Buffers are reused, never
-/// allocated per frame.
+/// A raw picture: Y, then U, then V, tightly packed, chroma halved in both directions
+/// (rounded up). Buffers are reused, never allocated per frame. The fields are private
+/// so the buffer always holds exactly the planes its size says: the encoder hands it to
+/// libvpx by pointer.
 #[derive(Debug, Clone)]
 pub struct I420Frame {
+    width: u32,
+    height: u32,
+    data: Vec<u8>,
+    captured: Instant,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("I420 {width}x{height} takes {need} bytes, got {got}")]
+pub struct FrameSizeError {
     pub width: u32,
     pub height: u32,
-    pub data: Vec<u8>,
-    pub captured: Instant,
+    pub need: usize,
+    pub got: usize,
 }
 
 impl I420Frame {
+    /// A black-on-zero frame of this size.
     pub fn new(width: u32, height: u32) -> Self {
-        let luma = width as usize * height as usize;
         Self {
             width,
             height,
-            data: vec![0; luma + luma / 2],
+            data: vec![0; Self::len_for(width, height)],
             captured: Instant::now(),
         }
     }
 
+    /// Wraps planes read from elsewhere (a file of raw frames); refuses a buffer whose
+    /// length is not exactly what `width` x `height` takes.
+    pub fn from_data(width: u32, height: u32, data: Vec<u8>) -> Result<Self, FrameSizeError> {
+        let need = Self::len_for(width, height);
+        if data.len() != need {
+            return Err(FrameSizeError {
+                width,
+                height,
+                need,
+                got: data.len(),
+            });
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+            captured: Instant::now(),
+        })
+    }
+
+    fn luma_len(width: u32, height: u32) -> usize {
+        width as usize * height as usize
+    }
+
+    fn chroma_len(width: u32, height: u32) -> usize {
+        width.div_ceil(2) as usize * height.div_ceil(2) as usize
+    }
+
+    fn len_for(width: u32, height: u32) -> usize {
+        Self::luma_len(width, height) + 2 * Self::chroma_len(width, height)
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Every plane, in order: what an encoder or a file of raw frames takes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// When the picture was taken: the driver's capture time, or when it was drawn.
+    pub fn captured(&self) -> Instant {
+        self.captured
+    }
+
+    pub fn set_captured(&mut self, at: Instant) {
+        self.captured = at;
+    }
+
     pub fn y(&self) -> &[u8] {
-        &self.data[..self.width as usize * self.height as usize]
+        &self.data[..Self::luma_len(self.width, self.height)]
     }
 
     pub fn planes_mut(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
-        let luma = self.width as usize * self.height as usize;
-        let (y, chroma) = self.data.split_at_mut(luma);
-        let (u, v) = chroma.split_at_mut(luma / 4);
+        let luma = Self::luma_len(self.width, self.height);
+        let chroma = Self::chroma_len(self.width, self.height);
+        let (y, uv) = self.data.split_at_mut(luma);
+        let (u, v) = uv.split_at_mut(chroma);
         (y, u, v)
     }
 }
@@ -88,6 +158,11 @@ impl MediaFeed {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<EncodedFrame>> {
         self.frames.subscribe()
+    }
+
+    /// Whether anyone receives this feed: with nobody watching, its encoder rests.
+    pub fn has_subscribers(&self) -> bool {
+        self.frames.receiver_count() > 0
     }
 
     /// Many requests before the next frame make one keyframe.
@@ -169,5 +244,36 @@ impl fmt::Display for StatsSnapshot {
             self.audio_encoded,
             self.audio_bytes / 1024,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_planes_of_the_wrong_length_are_refused() {
+        assert_eq!(
+            I420Frame::from_data(4, 2, vec![0; 11]).unwrap_err(),
+            FrameSizeError {
+                width: 4,
+                height: 2,
+                need: 12,
+                got: 11
+            }
+        );
+        assert!(I420Frame::from_data(4, 2, vec![0; 13]).is_err());
+        // Odd sizes round chroma up, as libvpx reads it: 3x3 luma, 2x2 per chroma plane.
+        assert!(I420Frame::from_data(3, 3, vec![0; 9 + 4 + 4]).is_ok());
+        let f = I420Frame::from_data(4, 2, (0..12).collect()).unwrap();
+        assert_eq!(f.y(), &[0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn planes_cover_the_buffer_for_odd_sizes_too() {
+        let mut f = I420Frame::new(5, 3);
+        let (y, u, v) = f.planes_mut();
+        assert_eq!((y.len(), u.len(), v.len()), (15, 6, 6));
+        assert_eq!(f.data().len(), 27);
     }
 }

@@ -32,10 +32,10 @@ use webrtc::peer_connection::{
 };
 
 use super::jitter::FrameAssembler;
-use campeer::config::VideoConfig;
 use campeer::media::I420Frame;
-use campeer::media::video::test_pattern::{TestPattern, read_counter};
-use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder};
+use campeer::media::pace::unix_ms;
+use campeer::media::video::test_pattern::{TestPattern, read_counter, read_stamp};
+use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8Settings};
 use campeer::signaling::direct::RoomSide;
 use campeer::signaling::protocol::{self, Outgoing};
 
@@ -61,6 +61,8 @@ pub enum Seen {
 #[derive(Debug, Clone)]
 pub struct VideoFrame {
     pub counter: Option<u32>,
+    /// The test pattern's capture time, ms since the Unix epoch.
+    pub captured_unix_ms: Option<u64>,
     /// Mean luma of the picture: tells "no signal" grey, and frames apart.
     pub mean_luma: u32,
     pub rtp_time: u32,
@@ -120,6 +122,7 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
             match decoder.decode(&frame.data) {
                 Ok(Some(img)) => {
                     let counter = read_counter(&img.y, img.stride, img.width, img.height);
+                    let captured_unix_ms = read_stamp(&img.y, img.stride, img.width, img.height);
                     // Every 4th pixel of every 4th row: as good a mean, at a sixteenth
                     // of the work (this runs unoptimized, and under emulation in the VM).
                     let (mut sum, mut n) = (0u64, 0u64);
@@ -136,6 +139,7 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
                     }
                     let _ = seen.send(Seen::Video(VideoFrame {
                         counter,
+                        captured_unix_ms,
                         mean_luma: (sum / n.max(1)) as u32,
                         rtp_time: frame.rtp_time,
                         keyframe: frame.keyframe,
@@ -710,12 +714,14 @@ fn sample_track(
 
 /// The reference page's own camera and microphone: a real VP8 and Opus stream into campeer.
 async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLocalStaticSample>) {
-    let settings = VideoConfig {
+    let settings = Vp8Settings {
         width: 160,
         height: 120,
-        bitrate_kbps: 300,
+        target_kbps: 300,
+        frame_rate: 25,
+        max_keyframe_distance: 300,
+        cpu_used: 8,
         threads: 1,
-        ..VideoConfig::default()
     };
     let mut encoder = Vp8Encoder::new(&settings).expect("viewer VP8 encoder");
     let mut pattern = TestPattern::new(160, 120);
@@ -737,7 +743,7 @@ async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLoca
             })
             .await;
         if n % 2 == 0 {
-            pattern.draw(&mut image, n);
+            pattern.draw(&mut image, n, unix_ms(Instant::now()));
             let mut out = Vec::new();
             encoder
                 .encode(&image, i64::from(n) * 1500, false, &mut |data, _| {

@@ -1,7 +1,10 @@
-//! Audio: sources that fill 20 ms chunks, and the Opus encoder.
+//! Audio: the source stage (microphone or tone, filling 20 ms chunks) and the encode
+//! stage (Opus), with the device and codec they drive.
 
 pub mod alsa;
+pub mod encode;
 pub mod opus;
+pub mod source;
 pub mod tone;
 
 /// WebRTC's Opus clock and the rate every source delivers.

@@ -91,7 +91,7 @@ impl Converter {
         stride: u32,
         dst: &mut I420Frame,
     ) -> Result<(), ConvertError> {
-        let (w, h) = (dst.width, dst.height);
+        let (w, h) = dst.size();
         if w % 2 != 0 || h % 2 != 0 {
             return Err(ConvertError::OddSize(w, h));
         }
@@ -134,13 +134,13 @@ impl Converter {
             slot => slot.insert(Decompressor::new().map_err(jpeg_err)?),
         };
         let header = decompressor.read_header(src).map_err(jpeg_err)?;
-        let (w, h) = (dst.width as usize, dst.height as usize);
+        let (w, h) = (dst.width() as usize, dst.height() as usize);
         if (header.width, header.height) != (w, h) {
             return Err(ConvertError::JpegSize {
                 got_w: header.width,
                 got_h: header.height,
-                want_w: dst.width,
-                want_h: dst.height,
+                want_w: dst.width(),
+                want_h: dst.height(),
             });
         }
         // Chroma subsampling factors of the JPEG (a webcam's is 4:2:2 or 4:2:0).
@@ -174,7 +174,7 @@ impl Converter {
 
 /// YUYV or UYVY: luma copied, chroma of each two lines averaged.
 fn packed_422(format: PixelFormat, src: &[u8], stride: usize, dst: &mut I420Frame) {
-    let (w, h) = (dst.width as usize, dst.height as usize);
+    let (w, h) = (dst.width() as usize, dst.height() as usize);
     // Byte offsets of Y0, U, Y1, V within each 4-byte pair of pixels.
     let [y0, cb, y1, cr] = if format == PixelFormat::Yuyv {
         [0, 1, 2, 3]
@@ -202,7 +202,7 @@ fn packed_422(format: PixelFormat, src: &[u8], stride: usize, dst: &mut I420Fram
 
 /// YU12 (planar) or NV12 (interleaved chroma) with `stride`-byte luma lines.
 fn copy_planes(src: &[u8], stride: usize, dst: &mut I420Frame, interleaved: bool) {
-    let (w, h) = (dst.width as usize, dst.height as usize);
+    let (w, h) = (dst.width() as usize, dst.height() as usize);
     let (y, u, v) = dst.planes_mut();
     for row in 0..h {
         y[row * w..(row + 1) * w].copy_from_slice(&src[row * stride..row * stride + w]);

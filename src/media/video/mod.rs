@@ -1,6 +1,9 @@
-//! Video: sources that fill I420 frames, and the VP8 encoder.
+//! Video: the source stage (camera or test pattern, filling I420 frames) and the encode
+//! stage (VP8), with the devices and codecs they drive.
 
 pub mod convert;
+pub mod encode;
+pub mod source;
 pub mod test_pattern;
 pub mod v4l2;
 pub mod vp8;

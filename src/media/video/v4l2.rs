@@ -301,7 +301,7 @@ impl Camera {
                 source,
             })?;
         let (t0, i0) = *self.epoch.get_or_insert((ts, Instant::now()));
-        dst.captured = i0 + ts.saturating_sub(t0);
+        dst.set_captured(i0 + ts.saturating_sub(t0));
         Ok(())
     }
 }

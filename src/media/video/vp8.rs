@@ -2,16 +2,48 @@
 //!
 //! vpx-encode cannot force a keyframe, set cpu-used or threads, run CBR or change the
 //! bitrate while running, all of which a real-time peer needs; so this drives
-//! env-libvpx-sys directly. Each value is owned by one thread (the encoder is not `Send`
-//! in spirit: libvpx contexts are not thread-safe), so nothing here locks.
+//! env-libvpx-sys directly. A libvpx context is not thread-safe but has no thread
+//! affinity: each value here is `Send` (it may move to the thread that uses it) and not
+//! `Sync` (only one thread at a time, through `&mut self`), so nothing here locks.
 
-use std::mem::MaybeUninit;
 use std::os::raw::c_int;
 
 use vpx_sys as vpx;
 
-use crate::config::VideoConfig;
 use crate::media::frame::I420Frame;
+
+/// What the encoder needs to know, in its own terms, and nothing about where frames
+/// come from (the pipeline derives it from `[video]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vp8Settings {
+    /// Even and non-zero: I420 chroma is subsampled 2x2.
+    pub width: u32,
+    pub height: u32,
+    /// CBR target; congestion control changes it while running.
+    pub target_kbps: u32,
+    /// Bounds a keyframe's size to a few frames' worth of bits.
+    pub frame_rate: u32,
+    /// At most this many frames between two keyframes.
+    pub max_keyframe_distance: u32,
+    /// libvpx `cpu-used`: higher costs less CPU for less quality.
+    pub cpu_used: i32,
+    /// libvpx worker threads.
+    pub threads: u32,
+}
+
+/// libvpx threads worth having for `width` x `height` on `cores` cores: libwebrtc's rule
+/// (`LibvpxVp8Encoder::NumberOfThreads`, desktop): one up to 640x480, where more only
+/// spin (measured: 2 threads cost 60 % more CPU at 640x480 for the same frames); two
+/// above it given 3 cores, three above 1280x960 given 6, eight from 1080p given 9.
+pub fn threads_for(width: u32, height: u32, cores: usize) -> u32 {
+    let pixels = u64::from(width) * u64::from(height);
+    match pixels {
+        p if p >= 1920 * 1080 && cores > 8 => 8,
+        p if p > 1280 * 960 && cores >= 6 => 3,
+        p if p > 640 * 480 && cores >= 3 => 2,
+        _ => 1,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Vp8Error {
@@ -60,13 +92,15 @@ fn check(
 
 pub struct Vp8Encoder {
     ctx: Box<vpx::vpx_codec_ctx_t>,
+    /// Boxed so its address is stable: libvpx keeps the pointer given to
+    /// `vpx_codec_enc_init_ver` and reads it again on later calls.
     cfg: Box<vpx::vpx_codec_enc_cfg_t>,
     image: Box<vpx::vpx_image_t>,
 }
 
 impl Vp8Encoder {
-    /// Real-time settings from the `[video]` config (its `source` is not the encoder's).
-    pub fn new(s: &VideoConfig) -> Result<Self, Vp8Error> {
+    /// A real-time (CBR, no lag, no alt-ref) encoder for frames of `s.width` x `s.height`.
+    pub fn new(s: &Vp8Settings) -> Result<Self, Vp8Error> {
         if s.width == 0
             || s.height == 0
             || !s.width.is_multiple_of(2)
@@ -77,17 +111,20 @@ impl Vp8Encoder {
                 height: s.height,
             });
         }
-        // SAFETY: libvpx fills the config; the context is initialised before use and
-        // destroyed in Drop only if init succeeded (a failed init leaves nothing to free).
+        // SAFETY: the config is read only after libvpx filled every field of it (its
+        // `g_bit_depth` has no zero variant, so a zeroed config is not a valid value); the
+        // context and image hold integers, pointers and enums that all have a zero
+        // variant, so all-zero is a valid value of each. The context is destroyed in Drop only if init succeeded (a failed
+        // init leaves nothing to free).
         unsafe {
             let iface = vpx::vpx_codec_vp8_cx();
-            let mut cfg: Box<vpx::vpx_codec_enc_cfg_t> =
-                Box::new(MaybeUninit::zeroed().assume_init());
+            let mut raw_cfg = Box::<vpx::vpx_codec_enc_cfg_t>::new_uninit();
             check(
                 "default config",
                 std::ptr::null_mut(),
-                vpx::vpx_codec_enc_config_default(iface, &mut *cfg, 0),
+                vpx::vpx_codec_enc_config_default(iface, raw_cfg.as_mut_ptr(), 0),
             )?;
+            let mut cfg = raw_cfg.assume_init();
             cfg.g_w = s.width;
             cfg.g_h = s.height;
             cfg.g_timebase = vpx::vpx_rational {
@@ -98,7 +135,7 @@ impl Vp8Encoder {
             cfg.g_lag_in_frames = 0;
             cfg.g_error_resilient = vpx::VPX_ERROR_RESILIENT_DEFAULT;
             cfg.rc_end_usage = vpx::vpx_rc_mode::VPX_CBR;
-            cfg.rc_target_bitrate = s.bitrate_kbps;
+            cfg.rc_target_bitrate = s.target_kbps;
             cfg.rc_min_quantizer = 4;
             cfg.rc_max_quantizer = 56;
             cfg.rc_undershoot_pct = 95;
@@ -110,8 +147,8 @@ impl Vp8Encoder {
             cfg.rc_dropframe_thresh = 0;
             cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_AUTO;
             cfg.kf_min_dist = 0;
-            cfg.kf_max_dist = s.keyframe_interval;
-            let mut ctx: Box<vpx::vpx_codec_ctx_t> = Box::new(MaybeUninit::zeroed().assume_init());
+            cfg.kf_max_dist = s.max_keyframe_distance;
+            let mut ctx = Box::<vpx::vpx_codec_ctx_t>::new_zeroed().assume_init();
             check(
                 "encoder init",
                 std::ptr::null_mut(),
@@ -126,14 +163,14 @@ impl Vp8Encoder {
             let mut enc = Self {
                 ctx,
                 cfg,
-                image: Box::new(MaybeUninit::zeroed().assume_init()),
+                image: Box::<vpx::vpx_image_t>::new_zeroed().assume_init(),
             };
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED, s.cpu_used)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_ENABLEAUTOALTREF, 0)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY, 0)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD, 1)?;
             // A keyframe at most ~3 frames' worth of bits, so it does not stall the link.
-            let max_intra = (300 * s.fps.max(1) / 10).max(300) as c_int;
+            let max_intra = (300 * s.frame_rate.max(1) / 10).max(300) as c_int;
             enc.control(
                 vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
                 max_intra,
@@ -169,10 +206,11 @@ impl Vp8Encoder {
         force_keyframe: bool,
         out: &mut impl FnMut(&[u8], bool),
     ) -> Result<(), Vp8Error> {
-        if frame.width != self.cfg.g_w || frame.height != self.cfg.g_h {
+        let (width, height) = frame.size();
+        if (width, height) != (self.cfg.g_w, self.cfg.g_h) {
             return Err(Vp8Error::SizeMismatch {
-                got_w: frame.width,
-                got_h: frame.height,
+                got_w: width,
+                got_h: height,
                 want_w: self.cfg.g_w,
                 want_h: self.cfg.g_h,
             });
@@ -182,16 +220,17 @@ impl Vp8Encoder {
         } else {
             0
         };
-        // SAFETY: the image wraps the frame's buffer (sized by I420Frame for these
-        // dimensions) only for the duration of this call; libvpx copies what it keeps.
+        // SAFETY: the image wraps the frame's buffer only for the duration of this call
+        // (libvpx copies what it keeps); I420Frame guarantees the buffer holds exactly
+        // the three planes of its size, which is the size checked above.
         unsafe {
             let img = vpx::vpx_img_wrap(
                 &mut *self.image,
                 vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
-                frame.width,
-                frame.height,
+                width,
+                height,
                 1,
-                frame.data.as_ptr() as *mut u8,
+                frame.data().as_ptr() as *mut u8,
             );
             if img.is_null() {
                 return Err(Vp8Error::Codec {
@@ -225,8 +264,12 @@ impl Vp8Encoder {
     }
 }
 
-// SAFETY: a libvpx context has no thread affinity; `&mut self` on every call rules out
-// concurrent use, so moving one to another thread is sound.
+// SAFETY: `Send` moves the encoder whole to another thread, and nothing in it belongs to
+// the thread that made it: libvpx keeps no thread-local state, its worker threads belong
+// to the context and are joined by `vpx_codec_destroy`, and every pointer inside points
+// to memory this value owns (the boxed config and context, libvpx's private state), the
+// image's plane pointers being rewritten before each use. It is not `Sync`, and every
+// libvpx call takes `&mut self`: two threads never use one context at once.
 unsafe impl Send for Vp8Encoder {}
 
 impl Drop for Vp8Encoder {
@@ -252,9 +295,9 @@ pub struct Vp8Decoder {
 
 impl Vp8Decoder {
     pub fn new() -> Result<Self, Vp8Error> {
-        // SAFETY: as for the encoder.
+        // SAFETY: as for the encoder's context.
         unsafe {
-            let mut ctx: Box<vpx::vpx_codec_ctx_t> = Box::new(MaybeUninit::zeroed().assume_init());
+            let mut ctx = Box::<vpx::vpx_codec_ctx_t>::new_zeroed().assume_init();
             check(
                 "decoder init",
                 std::ptr::null_mut(),
@@ -299,7 +342,7 @@ impl Vp8Decoder {
     }
 }
 
-// SAFETY: as for the encoder.
+// SAFETY: as for the encoder: the context owns its state, and `decode` takes `&mut self`.
 unsafe impl Send for Vp8Decoder {}
 
 impl Drop for Vp8Decoder {
@@ -314,13 +357,15 @@ mod tests {
     use super::*;
     use crate::media::video::test_pattern::{TestPattern, read_counter};
 
-    fn small(width: u32, height: u32) -> VideoConfig {
-        VideoConfig {
+    fn small(width: u32, height: u32) -> Vp8Settings {
+        Vp8Settings {
             width,
             height,
-            bitrate_kbps: 500,
+            target_kbps: 500,
+            frame_rate: 30,
+            max_keyframe_distance: 300,
+            cpu_used: 8,
             threads: 1,
-            ..VideoConfig::default()
         }
     }
 
@@ -334,7 +379,7 @@ mod tests {
         let mut img = I420Frame::new(w, h);
         let mut out = Vec::new();
         for n in 0..frames {
-            pattern.draw(&mut img, n);
+            pattern.draw(&mut img, n, u64::from(n) * 33);
             enc.encode(
                 &img,
                 i64::from(n) * 3000,
@@ -386,7 +431,7 @@ mod tests {
     #[test]
     fn bitrate_changes_at_run_time() {
         let mut settings = small(640, 480);
-        settings.bitrate_kbps = 2000;
+        settings.target_kbps = 2000;
         let mut enc = Vp8Encoder::new(&settings).unwrap();
         let high: usize = encode_run(&mut enc, 60, None)[30..]
             .iter()
@@ -402,6 +447,16 @@ mod tests {
             low * 2 < high,
             "150 kbps ({low} B) should be well under 2000 kbps ({high} B)"
         );
+    }
+
+    #[test]
+    fn threads_pay_only_above_vga_and_with_cores_to_spare() {
+        assert_eq!(threads_for(640, 480, 16), 1);
+        assert_eq!(threads_for(320, 240, 4), 1);
+        assert_eq!(threads_for(1280, 720, 2), 1);
+        assert_eq!(threads_for(1280, 720, 4), 2);
+        assert_eq!(threads_for(1920, 1080, 6), 3);
+        assert_eq!(threads_for(1920, 1080, 12), 8);
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! The video encode stage: its own thread takes the newest frame from the slot, encodes
+//! it to VP8 at the bitrate congestion control last asked for, splits it into RTP
+//! payloads once for every viewer, and publishes it on the video feed.
+//!
+//! With no viewer subscribed it rests: it still takes each frame (so the source keeps
+//! capturing, warm, and counts no drops) but encodes nothing; the first frame after a
+//! viewer subscribes is a keyframe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rtc::rtp::codec::vp8::Vp8Payloader;
+use rtc::rtp::packetizer::Payloader;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
+use crate::media::STAGE_POLL;
+use crate::media::frame::{EncodedFrame, I420Frame, MediaFeed, MediaStats};
+use crate::media::slot::FrameSlot;
+
+/// RTP payload size: 1200-byte packets (a safe MTU through tunnels) less the 12-byte header.
+pub const RTP_PAYLOAD_MTU: usize = 1188;
+
+/// The VP8 thread's state: the encoder, rebuilt when the camera's granted size changes.
+pub struct VideoEncode {
+    encoder: Vp8Encoder,
+    settings: Vp8Settings,
+    payloader: Vp8Payloader,
+    /// The RTP clock's zero: frames are stamped from their capture time.
+    started: Instant,
+    feed: MediaFeed,
+    stats: Arc<MediaStats>,
+    /// Congestion control's target, applied before the next frame.
+    bitrate_kbps: Arc<AtomicU32>,
+    /// No viewer at the last frame: nothing was encoded.
+    resting: bool,
+}
+
+impl VideoEncode {
+    /// Builds the encoder; call it on the thread that will run it.
+    pub fn new(
+        settings: Vp8Settings,
+        started: Instant,
+        feed: MediaFeed,
+        stats: Arc<MediaStats>,
+        bitrate_kbps: Arc<AtomicU32>,
+    ) -> Result<Self, Vp8Error> {
+        Ok(Self {
+            encoder: Vp8Encoder::new(&settings)?,
+            settings,
+            payloader: Vp8Payloader::default(),
+            started,
+            feed,
+            stats,
+            bitrate_kbps,
+            resting: false,
+        })
+    }
+
+    /// The thread's body, until shutdown: every frame goes back to the source through
+    /// `recycle` once encoded.
+    pub fn run(
+        mut self,
+        slot: &FrameSlot,
+        recycle: &SyncSender<I420Frame>,
+        cancel: &CancellationToken,
+    ) {
+        while !cancel.is_cancelled() {
+            let Some(frame) = slot.take_timeout(STAGE_POLL) else {
+                continue;
+            };
+            if self.feed.has_subscribers() {
+                if self.resting {
+                    self.resting = false;
+                    info!("a viewer: encoding from a keyframe");
+                    self.feed.request_keyframe();
+                }
+                self.encode(&frame);
+            } else if !self.resting {
+                self.resting = true;
+                info!("no viewer: the encoder rests");
+            }
+            // The source may have allocated a replacement already; then this one is freed.
+            let _ = recycle.try_send(frame);
+        }
+    }
+
+    fn encode(&mut self, frame: &I420Frame) {
+        if frame.size() != (self.settings.width, self.settings.height) {
+            self.resize(frame.width(), frame.height());
+        }
+        let kbps = self.bitrate_kbps.load(Ordering::Relaxed);
+        if kbps != self.encoder.bitrate_kbps()
+            && let Err(e) = self.encoder.set_bitrate_kbps(kbps)
+        {
+            warn!("{e}");
+        }
+        let ticks = (frame
+            .captured()
+            .saturating_duration_since(self.started)
+            .as_secs_f64()
+            * 90_000.0) as i64;
+        let force = self.feed.take_keyframe_request();
+        let Self {
+            encoder,
+            payloader,
+            feed,
+            stats,
+            ..
+        } = self;
+        let result = encoder.encode(frame, ticks, force, &mut |data, keyframe| match payloader
+            .payload(RTP_PAYLOAD_MTU, &Bytes::copy_from_slice(data))
+        {
+            Ok(payloads) => {
+                MediaStats::add(&stats.video_encoded, 1);
+                MediaStats::add(&stats.video_bytes, data.len() as u64);
+                if keyframe {
+                    MediaStats::add(&stats.video_keyframes, 1);
+                }
+                feed.publish(EncodedFrame {
+                    payloads,
+                    rtp_time: ticks as u32,
+                    keyframe,
+                    captured: frame.captured(),
+                });
+            }
+            Err(e) => warn!("VP8 packetization: {e}"),
+        });
+        if let Err(e) = result {
+            warn!("{e}");
+            self.feed.request_keyframe();
+        }
+    }
+
+    fn resize(&mut self, width: u32, height: u32) {
+        let settings = Vp8Settings {
+            width,
+            height,
+            ..self.settings.clone()
+        };
+        match Vp8Encoder::new(&settings) {
+            Ok(e) => {
+                info!(width, height, "VP8 encoder follows the camera's size");
+                self.encoder = e;
+                self.settings = settings;
+            }
+            Err(e) => warn!(
+                "{e}; keeping {}x{}",
+                self.settings.width, self.settings.height
+            ),
+        }
+    }
+}
