@@ -26,17 +26,17 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
     replayed
 }
 
-#[test]
-fn room_event_corpus_is_parsed_without_panics() {
-    assert!(replay("room_event", targets::room_event) > 0);
-}
+/// Every fuzz target, by the name of its corpus directory.
+const TARGETS: [(&str, fn(&[u8])); 4] = [
+    ("room_event", targets::room_event),
+    ("offer_sdp", targets::offer_sdp),
+    ("candidate", targets::candidate),
+    ("auth", targets::auth),
+];
 
 #[test]
-fn offer_sdp_corpus_is_parsed_without_panics() {
-    assert!(replay("offer_sdp", targets::offer_sdp) > 0);
-}
-
-#[test]
-fn candidate_corpus_is_parsed_without_panics() {
-    assert!(replay("candidate", targets::candidate) > 0);
+fn every_corpus_file_is_parsed_without_panics() {
+    for (target, run) in TARGETS {
+        assert!(replay(target, run) > 0, "no corpus for {target}");
+    }
 }

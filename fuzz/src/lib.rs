@@ -7,7 +7,10 @@
 //! A target may only panic when campeer would: a panic here is a finding.
 
 use std::io::Cursor;
+use std::sync::OnceLock;
 
+use campeer::access::{Access, Fingerprint, Token, proof};
+use campeer::config::AccessConfig;
 use campeer::signaling::protocol::{
     self, ANSWERS_ATTRIBUTE, Candidate, MAX_SDP_BYTES, RoomEvent, SessionId,
 };
@@ -52,8 +55,9 @@ pub fn offer_sdp(data: &[u8]) {
     let Ok(sdp) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(session) = protocol::sdp_attribute(sdp, "ice-ufrag").and_then(SessionId::parse) {
-        offer_checks(sdp, &session);
+    match protocol::sdp_attribute(sdp, "ice-ufrag").and_then(SessionId::parse) {
+        Some(session) => offer_checks(sdp, &session),
+        None => proof_checks(sdp),
     }
 }
 
@@ -70,7 +74,74 @@ pub fn candidate(data: &[u8]) {
     });
 }
 
+/// What a browser's request or connect says about who it is: an `Origin` and a `Host`
+/// header (the first line and the rest), or a Socket.IO `auth` payload (the bytes as JSON);
+/// also the fingerprint and token syntax the same checks rest on.
+pub fn auth(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (origin, host) = text.split_once('\n').unwrap_or((text, ""));
+    let auth_payload = serde_json::from_str::<Value>(text).ok();
+    for gate in gates() {
+        let _ = gate.admits_origin(Some(origin), Some(host));
+        let _ = gate.admits_origin(Some(text), None);
+        if let Some(payload) = &auth_payload {
+            let _ = gate.admits_socket(payload);
+        }
+    }
+    let _ = Fingerprint::parse(text);
+    let _ = Token::parse(text);
+}
+
+/// The token every gate holds.
+const TOKEN: &str = "fuzz-token-0123456789abcdef";
+
+/// Two boards: one closed (proof required, one listed browser, one extra origin, TLS) and
+/// one open to any offer.
+fn gates() -> &'static [Access; 2] {
+    static GATES: OnceLock<[Access; 2]> = OnceLock::new();
+    GATES.get_or_init(|| {
+        let token = Token::parse(TOKEN).expect("a valid token");
+        let closed = AccessConfig {
+            allowed_fingerprints: vec![
+                "sha-256 88:20:4C:6B:CF:DC:EA:B7:E4:C7:2A:DE:37:3F:BD:98:93:DC:9E:95:CB:79:CB:25:1A:6C:29:E2:89:A8:90:5C".into(),
+            ],
+            allowed_origins: vec!["https://a.example".into()],
+            tls: campeer::config::TlsMode::SelfSigned,
+            ..AccessConfig::default()
+        };
+        let open = AccessConfig {
+            open: true,
+            ..AccessConfig::default()
+        };
+        [
+            Access::with_token(token.clone(), &closed),
+            Access::with_token(token, &open),
+        ]
+    })
+}
+
+/// The offer's proof line (`a=x-campeer-auth`), through each gate; and what campeer signs
+/// itself verifies.
+fn proof_checks(sdp: &str) {
+    for gate in gates() {
+        let _ = gate.admit_offer(sdp);
+    }
+    let token = gates()[0].token();
+    if !sdp.contains(proof::ATTRIBUTE)
+        && let Some(signed) = proof::with_proof(token, sdp)
+    {
+        assert_eq!(
+            proof::verify(token, &signed),
+            Ok(()),
+            "a proof campeer adds does not verify"
+        );
+    }
+}
+
 fn offer_checks(sdp: &str, session: &SessionId) {
+    proof_checks(sdp);
     let _ = protocol::sdp_offers_codec(sdp, "VP8");
     let _ = protocol::sdp_offers_codec(sdp, "opus");
     let _ = protocol::sdp_attribute(sdp, "fingerprint");
