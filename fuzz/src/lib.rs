@@ -11,9 +11,8 @@ use std::sync::OnceLock;
 
 use campeer::access::{Access, Fingerprint, Token, proof};
 use campeer::config::AccessConfig;
-use campeer::signaling::protocol::{
-    self, ANSWERS_ATTRIBUTE, Candidate, MAX_SDP_BYTES, RoomEvent, SessionId,
-};
+use campeer::sdp::{self, ANSWERS_ATTRIBUTE};
+use campeer::signaling::protocol::{self, Candidate, MAX_SDP_BYTES, RoomEvent, SessionId};
 use serde_json::Value;
 
 /// The events the relay delivers to campeer, all parsed by the same entry point.
@@ -38,7 +37,7 @@ pub fn room_event(data: &[u8]) {
                     sdp.len() <= MAX_SDP_BYTES,
                     "an oversized offer was accepted"
                 );
-                let named = protocol::sdp_attribute(&sdp, "ice-ufrag").and_then(SessionId::parse);
+                let named = sdp::attribute(&sdp, "ice-ufrag").and_then(SessionId::parse);
                 assert_eq!(named.as_ref(), Some(&session), "session is not the ufrag");
                 offer_checks(&sdp, &session);
             }
@@ -55,7 +54,7 @@ pub fn offer_sdp(data: &[u8]) {
     let Ok(sdp) = std::str::from_utf8(data) else {
         return;
     };
-    match protocol::sdp_attribute(sdp, "ice-ufrag").and_then(SessionId::parse) {
+    match sdp::attribute(sdp, "ice-ufrag").and_then(SessionId::parse) {
         Some(session) => offer_checks(sdp, &session),
         None => proof_checks(sdp),
     }
@@ -142,12 +141,12 @@ fn proof_checks(sdp: &str) {
 
 fn offer_checks(sdp: &str, session: &SessionId) {
     proof_checks(sdp);
-    let _ = protocol::sdp_offers_codec(sdp, "VP8");
-    let _ = protocol::sdp_offers_codec(sdp, "opus");
-    let _ = protocol::sdp_attribute(sdp, "fingerprint");
+    let _ = sdp::offers_codec(sdp, "VP8");
+    let _ = sdp::offers_codec(sdp, "opus");
+    let _ = sdp::attribute(sdp, "fingerprint");
     // tag_answer runs on campeer's own answers; over any text it must still not panic.
-    let _ = protocol::tag_answer(sdp, session);
-    let _ = protocol::sdp_attribute(sdp, ANSWERS_ATTRIBUTE);
+    let _ = sdp::tag_answer(sdp, session.as_str());
+    let _ = sdp::attribute(sdp, ANSWERS_ATTRIBUTE);
     if sdp.len() <= MAX_SDP_BYTES {
         let _ = rtc::sdp::SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()));
     }
