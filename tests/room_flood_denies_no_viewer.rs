@@ -42,6 +42,9 @@ const LATE_CALL_AFTER_OFFERS: u64 = 1_000;
 const PICTURE_WITHIN: Duration = Duration::from_secs(5);
 const MAX_GAP: Duration = Duration::from_secs(1);
 const MAX_RSS_GROWTH: f64 = 0.10;
+/// Frames the first viewer watches before RSS is read: its NACK history (1024 packets)
+/// is full by then.
+const WARM_UP_FRAMES: u32 = 600;
 
 /// How long the flood's sessions may take to end once it is over: webrtc-rs fails an ICE
 /// check with no pair after about 30 s; `session.handshake_timeout` (10 s) will be sooner.
@@ -72,10 +75,16 @@ struct Sent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs fair admission (issue 14)"]
 async fn room_flood_denies_no_viewer() {
     let (relay, mut campeer, mut watching) = call_through_relay(&[], Direction::RecvOnly).await;
-    watching.next_counter(common::CONNECT_DEADLINE).await;
+    // RSS is compared in a warm state: the watching session's send history full, and one
+    // call made and hung up, as the late viewer's will be, so growth means the flood.
+    let first = watching.next_counter(common::CONNECT_DEADLINE).await;
+    while watching.next_counter(common::CONNECT_DEADLINE).await < first + WARM_UP_FRAMES {}
+    let mut warm_up = Viewer::call(&relay.url(), json!(1), Direction::RecvOnly).await;
+    warm_up.next_counter(common::CONNECT_DEADLINE).await;
+    warm_up.hang_up().await;
+    tokio::task::block_in_place(|| settle(&campeer.log, SETTLE_DEADLINE));
     let pid = campeer.pid();
     let (rss_before, fds_before) = (rss_kib(pid), open_fds(pid));
 
