@@ -191,6 +191,14 @@ impl Sessions {
                     }
                     return;
                 }
+                // A full house gives the slot of a viewer no longer heard (a closed tab,
+                // for the seconds before ICE gives up) to the one calling now.
+                if self.registry.is_full()
+                    && let Some((gone, handle)) = self.registry.evict_oldest(SessionHandle::is_lost)
+                {
+                    info!(ufrag = %gone, "all viewer slots taken: closing a lost session for a new offer");
+                    tokio::spawn(handle.close());
+                }
                 match self.registry.admit(
                     &session,
                     sdp::attribute(&sdp, "fingerprint"),

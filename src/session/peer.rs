@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -72,6 +73,7 @@ pub struct SessionHandle {
     candidates: mpsc::Sender<Candidate>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    lost: Arc<AtomicBool>,
 }
 
 impl SessionHandle {
@@ -83,6 +85,12 @@ impl SessionHandle {
             // one by one.
             debug!("candidate not queued: {e}");
         }
+    }
+
+    /// Whether the viewer was connected and is no longer heard (ICE disconnected): a
+    /// closed tab looks like this for the seconds before ICE gives up.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Closes the connection and waits for the session's task to finish.
@@ -109,11 +117,12 @@ pub fn spawn(
     }
     let cancel = parent.child_token();
     let span = info_span!("session", ufrag = %id);
+    let lost = Arc::new(AtomicBool::new(false));
     let session = {
-        let (id, cancel) = (id.clone(), cancel.clone());
+        let (id, cancel, lost) = (id.clone(), cancel.clone(), Arc::clone(&lost));
         async move {
             let started = Instant::now();
-            match run(&id, offer, rx, ctx, cancel).await {
+            match run(&id, offer, rx, ctx, lost, cancel).await {
                 Ok(ending) => info!(lasted = ?started.elapsed(), "session ended: {ending}"),
                 Err(e) => warn!(lasted = ?started.elapsed(), "session ended: {e}"),
             }
@@ -124,6 +133,7 @@ pub fn spawn(
         candidates: tx,
         cancel,
         task: spawn_reporting_end(id, ended, session),
+        lost,
     }
 }
 
@@ -183,6 +193,7 @@ async fn run(
     offer: String,
     remote_candidates: mpsc::Receiver<Candidate>,
     ctx: SessionContext,
+    lost: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) -> Result<Ending, SessionError> {
     let offer_received = Instant::now();
@@ -200,7 +211,7 @@ async fn run(
             remote_candidates,
             events,
         };
-        Ok(drive(&pc, &ctx, answer, &sending, inputs, &cancel).await)
+        Ok(drive(&pc, &ctx, answer, &sending, inputs, lost, &cancel).await)
     }
     .await;
     if let Err(e) = pc.close().await {
@@ -278,6 +289,7 @@ async fn drive(
     answer: Answer,
     sending: &[Sending],
     mut inputs: Inputs,
+    lost: Arc<AtomicBool>,
     cancel: &CancellationToken,
 ) -> Ending {
     let remote = RemoteCandidates::new(ctx.webrtc.bind.is_loopback());
@@ -289,6 +301,7 @@ async fn drive(
         names: answer.names,
         sending,
         media,
+        lost,
     };
     // Signed, so the page can tell campeer's answer from one another room member made.
     ctx.outbox.answer(ctx.access.sign_answer(&answer.sdp));
@@ -318,6 +331,8 @@ struct Edge<'a> {
     sending: &'a [Sending],
     /// Stops the media tasks when the session ends.
     media: CancellationToken,
+    /// Shared with the [`SessionHandle`]: see [`SessionHandle::is_lost`].
+    lost: Arc<AtomicBool>,
 }
 
 impl Edge<'_> {
@@ -340,6 +355,13 @@ impl Edge<'_> {
             }
             PcEvent::State(state) => {
                 info!(%state, "connection state");
+                match state {
+                    RTCPeerConnectionState::Disconnected => {
+                        self.lost.store(true, Ordering::Relaxed)
+                    }
+                    RTCPeerConnectionState::Connected => self.lost.store(false, Ordering::Relaxed),
+                    _ => {}
+                }
                 if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
                     start_media(self.sending, &self.ctx.keyframes, &self.media);
                 }

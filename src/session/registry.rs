@@ -143,6 +143,17 @@ impl<H> Registry<H> {
         self.sessions.is_empty()
     }
 
+    pub fn is_full(&self) -> bool {
+        self.sessions.len() >= self.limits.max_sessions
+    }
+
+    /// Takes out the oldest session for which `lost` holds, to give its slot to a new
+    /// viewer when all are taken.
+    pub fn evict_oldest(&mut self, lost: impl Fn(&H) -> bool) -> Option<(SessionId, H)> {
+        let at = self.sessions.iter().position(|(_, h)| lost(h))?;
+        Some(self.sessions.remove(at))
+    }
+
     pub fn contains(&self, id: &SessionId) -> bool {
         self.sessions.iter().any(|(s, _)| s == id)
     }
@@ -159,7 +170,7 @@ impl<H> Registry<H> {
         if self.contains(id) {
             return Err(Refusal::Duplicate);
         }
-        if self.sessions.len() >= self.limits.max_sessions {
+        if self.is_full() {
             return Err(Refusal::Full(self.limits.max_sessions));
         }
         self.charge(
@@ -388,6 +399,24 @@ mod tests {
         assert_eq!(offer(&mut r, "cccc", now), Err(Refusal::Full(2)));
         assert_eq!(r.remove(&id("aaaa")), Some(1));
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_full_house_gives_the_oldest_lost_slot_to_a_new_viewer() {
+        let (mut r, now) = registry(3);
+        for (name, handle) in [("aaaa", 1), ("bbbb", 2), ("cccc", 3)] {
+            offer(&mut r, name, now).unwrap();
+            r.insert(id(name), handle);
+        }
+        let lost = |h: &u32| *h != 1;
+        assert!(r.is_full());
+        assert_eq!(r.evict_oldest(lost), Some((id("bbbb"), 2)));
+        assert!(offer(&mut r, "dddd", now).is_ok());
+        assert_eq!(
+            r.evict_oldest(|_| false),
+            None,
+            "no slot is taken from a live viewer"
+        );
     }
 
     /// A flooder reusing its DTLS identity under made-up ufrags.
