@@ -23,67 +23,59 @@ use crate::systemd::Notifier;
 
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
-/// Serves the relay and viewer page on `listen`; returns the URL campeer itself joins.
+pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let access = Arc::new(Access::load(&cfg.access)?);
+    let room = cfg.signaling.room.clone();
+    match cfg.signaling.url.clone() {
+        Some(url) => serve(cfg, access, SocketIo { url, room }, cancel).await,
+        None => serve_embedded(cfg, access, cancel).await,
+    }
+}
+
+/// Serves the relay and viewer page on `signaling.listen`, campeer seated in its room.
 #[cfg(feature = "embedded-server")]
-async fn embedded_relay(
-    listen: std::net::SocketAddr,
+async fn serve_embedded(
+    cfg: Config,
     access: Arc<Access>,
-    cancel: &CancellationToken,
-) -> anyhow::Result<(String, Option<tokio::task::JoinHandle<()>>)> {
-    let settings = crate::signaling::server::Settings {
-        listen,
-        access,
-        tls: None,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    use crate::access::{state_dir, tls, viewer_url};
+    use crate::signaling::server;
+
+    let host = viewer_url::hostname().unwrap_or_else(|| "localhost".into());
+    let identity = match &cfg.access.tls {
+        crate::config::TlsMode::Off => None,
+        mode => {
+            let dir = state_dir::resolve(cfg.access.state_dir.as_deref())?;
+            tls::TlsIdentity::load(mode, &dir, &tls::names_for(&host))?
+        }
     };
-    let (addr, task) = crate::signaling::server::start(settings, cancel.child_token()).await?;
-    let host = if addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        addr.ip()
+    if let Some(identity) = &identity {
+        info!(fingerprint = %identity.fingerprint(), "access.tls: serving https");
+    }
+    let settings = server::Settings {
+        listen: cfg.signaling.listen,
+        access: Arc::clone(&access),
+        tls: identity.map(|i| i.server_config()).transpose()?,
     };
-    let urls = crate::signaling::addresses::watch_urls("http", addr);
-    info!("no signaling.url: watch at {}", urls.join(" or "));
-    Ok((
-        format!("http://{}", std::net::SocketAddr::new(host, addr.port())),
-        Some(task),
-    ))
+    let embedded = server::start(settings, cancel.child_token()).await?;
+    let scheme = if cfg.access.tls.is_on() { "https" } else { "http" };
+    let urls = crate::signaling::addresses::watch_urls(scheme, embedded.addr);
+    info!(
+        "no signaling.url: watch at {} (each with #token=<redacted>: `campeer url` prints the link)",
+        urls.join(" or ")
+    );
+    let seat = embedded.seat_in(cfg.signaling.room.clone());
+    let result = serve(cfg, access, seat, cancel).await;
+    let _ = embedded.task.await;
+    result
 }
 
 #[cfg(not(feature = "embedded-server"))]
-async fn embedded_relay(
-    _: std::net::SocketAddr,
-    _: Arc<Access>,
-    _: &CancellationToken,
-) -> anyhow::Result<(String, Option<tokio::task::JoinHandle<()>>)> {
+async fn serve_embedded(_: Config, _: Arc<Access>, _: CancellationToken) -> anyhow::Result<()> {
     anyhow::bail!(
         "signaling.url is not set and this build has no embedded server (feature embedded-server)"
     )
-}
-
-pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    let access = Arc::new(Access::load(&cfg.access)?);
-    let (url, server) = match cfg.signaling.url.clone() {
-        Some(url) => (url, None),
-        None => embedded_relay(cfg.signaling.listen, Arc::clone(&access), &cancel).await?,
-    };
-    let room = cfg.signaling.room.clone();
-    let signaller = SocketIo {
-        url,
-        room,
-        auth: server.is_some().then(|| access.socket_auth()),
-    };
-    let result = serve(cfg, access, signaller, cancel).await;
-    if let Some(server) = server {
-        // Open WebSockets do not end a graceful shutdown; give them a moment, then stop.
-        let abort = server.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(1), server)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
-    }
-    result
 }
 
 /// Runs the media pipeline and one session per viewer that `signaller` brings, until

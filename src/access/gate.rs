@@ -90,12 +90,6 @@ impl Access {
         proof::with_proof(&self.token, sdp).unwrap_or_else(|| sdp.to_owned())
     }
 
-    /// The Socket.IO `auth` payload that [`Access::admits_socket`] accepts, for campeer's
-    /// own client of its embedded server.
-    pub fn socket_auth(&self) -> serde_json::Value {
-        serde_json::json!({ "token": self.token.expose() })
-    }
-
     /// The embedded server's Socket.IO connect check: `auth` must be `{"token": "…"}`
     /// with this token.
     pub fn admits_socket(&self, auth: &serde_json::Value) -> bool {
@@ -173,7 +167,6 @@ mod tests {
         let a = access(AccessConfig::default());
         let good = serde_json::json!({ "token": "correct-horse-battery-staple" });
         assert!(a.admits_socket(&good));
-        assert!(a.admits_socket(&a.socket_auth()));
         assert!(!a.admits_socket(&serde_json::json!({ "token": "wrong" })));
         assert!(!a.admits_socket(&serde_json::json!("correct-horse-battery-staple")));
         assert!(!a.admits_socket(&serde_json::Value::Null));

@@ -35,9 +35,6 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ClientSettings {
     pub url: String,
     pub room: RoomId,
-    /// The Socket.IO `auth` payload of every connect, e.g. `{"token": "…"}` for campeer's
-    /// own embedded server.
-    pub auth: Option<Value>,
     /// Counts room joins (the first, and one after every reconnect).
     pub joins: watch::Sender<u64>,
 }
@@ -224,9 +221,6 @@ fn builder(
             }
             .boxed()
         });
-    if let Some(auth) = &settings.auth {
-        b = b.auth(auth.clone());
-    }
     for event in [RECEIVE_OFFER, RECEIVE_CANDIDATE, RECEIVE_ANSWER] {
         let events = events.clone();
         b = b.on(event, move |payload, _| {

@@ -80,8 +80,6 @@ pub trait Signaller: Send + 'static {
 pub struct SocketIo {
     pub url: String,
     pub room: RoomId,
-    /// The Socket.IO `auth` payload of every connect (see [`client::ClientSettings`]).
-    pub auth: Option<serde_json::Value>,
 }
 
 impl Signaller for SocketIo {
@@ -92,7 +90,6 @@ impl Signaller for SocketIo {
         let settings = client::ClientSettings {
             url: self.url,
             room: self.room,
-            auth: self.auth,
             joins: joins_tx,
         };
         let task = tokio::spawn(client::run(settings, events_tx, outbox_rx, cancel));

@@ -1,0 +1,130 @@
+//! The room behaviour of the embedded relay: who may connect (token, Origin), `joinRoom`,
+//! and three messages forwarded to the rest of the sender's room with only the named
+//! field kept; campeer's own [`Seat`] in its room hears them without a socket.
+//!
+//! Socket.IO room names are strings, while PROTOCOL.md rooms are JSON values whose type
+//! matters; a room is keyed by its JSON text, so `1` and `"1"` stay different rooms.
+
+use std::sync::Arc;
+
+use axum::http::header;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Data, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::seat::Seat;
+use crate::access::Access;
+
+/// Each message a client may send, the field of it that is forwarded, and the event the
+/// rest of the room receives it as.
+const FORWARDS: [(&str, &str, &str); 3] = [
+    ("sendOffer", "offer", "receiveOffer"),
+    ("sendAnswer", "answer", "receiveAnswer"),
+    ("sendCandidate", "candidate", "receiveCandidate"),
+];
+
+/// One message on its way to a room: the room's key, the event and its body.
+pub(super) type Forward = (String, &'static str, Value);
+
+/// What `incoming` (a client's message, `{FIELD: …, room: …}`) becomes for the rest of its
+/// room, or `None` if it names no room.
+pub(super) fn forward(incoming: &str, msg: &Value) -> Option<Forward> {
+    let (_, field, outgoing) = FORWARDS.into_iter().find(|(i, _, _)| *i == incoming)?;
+    let room = msg.get("room")?;
+    let body = json!({ field: msg.get(field).cloned().unwrap_or(Value::Null) });
+    Some((room_key(room), outgoing, body))
+}
+
+pub(super) fn room_key(room: &Value) -> String {
+    room.to_string()
+}
+
+/// The relay's whole behaviour: `joinRoom`, and three messages forwarded to the other
+/// sockets of the sender's room with only the named field kept.
+///
+/// The handlers are registered in a connect *middleware*: socketioxide 0.18 sends the
+/// CONNECT packet before it calls the namespace handler (`ns.rs`), so a page that emits
+/// `joinRoom` in its "connect" callback could reach a socket with no handler yet on a
+/// busy runtime, and the join was lost. Middleware runs before CONNECT is sent.
+///
+/// socketioxide runs each event's future as its own task, which would let a candidate
+/// overtake the answer sent just before it. The handler closures themselves run in
+/// arrival order, so they only queue the message; one task per socket forwards the queue
+/// in order, as the single-threaded Node relay does.
+pub(super) fn relay(io: &SocketIo, access: Arc<Access>, seat: Seat) {
+    let io2 = io.clone();
+    let register = move |s: SocketRef, TryData(auth): TryData<Value>| {
+        let admitted = admit(&access, &s, auth.as_ref().ok());
+        if admitted.is_ok() {
+            register_handlers(&io2, &s, &seat);
+        }
+        std::future::ready(admitted)
+    };
+    io.ns(
+        "/",
+        (async |s: SocketRef| debug!(sid = %s.id, "socket connected")).with(register),
+    );
+}
+
+/// Why the embedded server refused a socket; the page reads the message, which names
+/// the token so it can ask for one.
+#[derive(Debug, thiserror::Error)]
+enum SocketRefused {
+    #[error("a valid viewer token is needed (campeer url prints the link)")]
+    Token,
+    #[error("origin not allowed (access.allowed_origins)")]
+    Origin,
+}
+
+/// The connect check: the `Origin` a browser sends is the page's own or an allowed one,
+/// and the `auth` payload carries the token (always needed, browser or not).
+fn admit(access: &Access, s: &SocketRef, auth: Option<&Value>) -> Result<(), SocketRefused> {
+    let headers = &s.req_parts().headers;
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if !access.admits_origin(text(header::ORIGIN), text(header::HOST)) {
+        warn!(sid = %s.id, "relay: socket refused: its origin is not allowed");
+        return Err(SocketRefused::Origin);
+    }
+    if !auth.is_some_and(|a| access.admits_socket(a)) {
+        info!(sid = %s.id, "relay: socket refused: no valid token");
+        return Err(SocketRefused::Token);
+    }
+    Ok(())
+}
+
+fn register_handlers(io: &SocketIo, s: &SocketRef, seat: &Seat) {
+    let (tx, mut queue) = mpsc::unbounded_channel::<Forward>();
+    let (io, sid, seat) = (io.clone(), s.id, seat.clone());
+    // Holds no SocketRef, so it ends when the socket's handlers (and their senders) drop.
+    tokio::spawn(async move {
+        while let Some((room, event, body)) = queue.recv().await {
+            seat.hear(&room, event, &body);
+            if let Err(e) = io.to(room).except(sid).emit(event, &body).await {
+                warn!(event, "relay: {e}");
+            }
+        }
+    });
+    s.on("joinRoom", |s: SocketRef, Data(room): Data<Value>| {
+        info!(sid = %s.id, %room, "relay: socket joined room");
+        s.join(room_key(&room));
+        std::future::ready(())
+    });
+    for (incoming, _, _) in FORWARDS {
+        let tx = tx.clone();
+        s.on(incoming, move |s: SocketRef, Data(msg): Data<Value>| {
+            match forward(incoming, &msg) {
+                Some(message) => {
+                    let _ = tx.send(message);
+                }
+                None => {
+                    warn!(sid = %s.id, event = incoming, "relay: message without a room dropped")
+                }
+            }
+            std::future::ready(())
+        });
+    }
+}
+
