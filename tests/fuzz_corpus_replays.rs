@@ -8,7 +8,7 @@ mod targets;
 use std::path::Path;
 
 /// Feeds every file under `fuzz/{corpus,regressions}/TARGET/` to `run`; returns how many.
-fn replay(target: &str, run: fn(&[u8])) -> usize {
+fn replay(target: &str, run: Target) -> usize {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut replayed = 0;
     for kind in ["corpus", "regressions"] {
@@ -26,8 +26,11 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
     replayed
 }
 
+/// What a fuzz target runs on one input.
+type Target = fn(&[u8]);
+
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+const TARGETS: [(&str, Target); 4] = [
     ("room_event", targets::room_event),
     ("offer_sdp", targets::offer_sdp),
     ("candidate", targets::candidate),

@@ -1,7 +1,8 @@
 //! One member of room 1 floods it (issue 14): malformed payloads, browser-shaped VP8 offers
 //! with made-up ufrags and fingerprints, bogus candidates (TCP `tcptype passive` ones naming
 //! loopback ports, loopback and link-local addresses, mDNS names) and SDPs near the relay's
-//! 1 MB message cap. Through the npm relay of PROTOCOL.md, with webrtc-rs viewers:
+//! 1 MB message cap; its first offer carries the token's proof, so that the candidates
+//! reach a live session. Through the npm relay of PROTOCOL.md, with webrtc-rs viewers:
 //!
 //! - a viewer that calls during the flood gets its picture within 5 s of its offer;
 //! - the viewer already watching sees no gap over 1 s between decoded frames;
@@ -35,6 +36,10 @@ const BIG_SDPS: f64 = 20.0;
 const BIG_SDP_BYTES: usize = 900_000;
 /// Fields no check limits today (`sdpMid`, `usernameFragment`, an answer's SDP).
 const LONG_FIELD_BYTES: usize = 20_000;
+/// The first offer carries a valid proof, as from a member who holds the token: it becomes
+/// a session, and the bogus candidates that name it reach webrtc-rs's ICE agent. One, so
+/// that the sessions live at once stay near the warm-up's and RSS compares the flood.
+const PROVEN_OFFERS: u64 = 1;
 /// The viewer calls once this many flood offers are out (a third of the way in).
 const LATE_CALL_AFTER_OFFERS: u64 = 1_000;
 
@@ -365,8 +370,18 @@ fn flood_ufrag(n: u64) -> String {
     format!("fl{n:06}")
 }
 
-/// The browser's offer, with a ufrag and a DTLS fingerprint no one holds.
+/// The browser's offer, with a ufrag and a DTLS fingerprint no one holds; the first
+/// [`PROVEN_OFFERS`] with the token's proof.
 fn made_up_offer(n: u64) -> String {
+    let sdp = unproven_offer(n);
+    if n >= PROVEN_OFFERS {
+        return sdp;
+    }
+    let token = campeer::access::Token::parse(common::TEST_TOKEN).expect("the test token");
+    campeer::access::proof::with_proof(&token, &sdp).expect("the offer has what a proof covers")
+}
+
+fn unproven_offer(n: u64) -> String {
     let fingerprint: Vec<String> = (0..32)
         .map(|_| format!("{:02X}", rand::random::<u8>()))
         .collect();
@@ -384,7 +399,8 @@ fn made_up_offer(n: u64) -> String {
         .collect()
 }
 
-/// Candidate `n`: mostly for the flood's latest sessions, some for none or no one.
+/// Candidate `n`: mostly for the flood's sessions (the proven ones, and the latest
+/// offers), some for none or no one.
 fn bogus_candidate(n: u64, offers: u64, relay_port: u16) -> Value {
     let port = 1024 + n % 60_000;
     let line = match n % 8 {
@@ -415,6 +431,7 @@ fn bogus_candidate(n: u64, offers: u64, relay_port: u16) -> Value {
     let ufrag = match n % 5 {
         0 => Value::Null,
         1 => json!(format!("nobody{n}")),
+        2 | 3 => json!(flood_ufrag(n.rem_euclid(PROVEN_OFFERS))),
         _ => json!(flood_ufrag(offers.saturating_sub(1 + n % 8))),
     };
     json!({ "candidate": { "candidate": line, "sdpMid": "0", "sdpMLineIndex": 0,

@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 use campeer::access::{Access, Fingerprint, Token, proof};
 use campeer::config::AccessConfig;
 use campeer::sdp::{self, ANSWERS_ATTRIBUTE};
-use campeer::signaling::protocol::{self, Candidate, MAX_SDP_BYTES, RoomEvent, SessionId};
+use campeer::signaling::protocol::{
+    self, Candidate, MAX_CANDIDATE_BYTES, MAX_MID_BYTES, MAX_SDP_BYTES, MAX_UFRAG_BYTES, RoomEvent,
+    SessionId,
+};
 use serde_json::Value;
 
 /// The events the relay delivers to campeer, all parsed by the same entry point.
@@ -41,7 +44,16 @@ pub fn room_event(data: &[u8]) {
                 assert_eq!(named.as_ref(), Some(&session), "session is not the ufrag");
                 offer_checks(&sdp, &session);
             }
-            Ok(RoomEvent::Candidate(c)) => candidate_checks(&c),
+            Ok(RoomEvent::Candidate(c)) => {
+                let len = |f: &Option<String>| f.as_ref().map_or(0, String::len);
+                assert!(
+                    c.candidate.len() <= MAX_CANDIDATE_BYTES
+                        && len(&c.sdp_mid) <= MAX_MID_BYTES
+                        && len(&c.username_fragment) <= MAX_UFRAG_BYTES,
+                    "an oversized candidate field was accepted"
+                );
+                candidate_checks(&c);
+            }
             Ok(RoomEvent::ForeignAnswer) | Err(_) => {}
         }
     }
