@@ -59,7 +59,11 @@ async fn serve_embedded(
         tls: identity.map(|i| i.server_config()).transpose()?,
     };
     let embedded = server::start(settings, cancel.child_token()).await?;
-    let scheme = if cfg.access.tls.is_on() { "https" } else { "http" };
+    let scheme = if cfg.access.tls.is_on() {
+        "https"
+    } else {
+        "http"
+    };
     let urls = crate::signaling::addresses::watch_urls(scheme, embedded.addr);
     info!(
         "no signaling.url: watch at {} (each with #token=<redacted>: `campeer url` prints the link)",

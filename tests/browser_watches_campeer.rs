@@ -122,3 +122,23 @@ fn page_refuses_an_answer_without_campeers_proof() {
     let relay = common::Relay::start();
     watch("forged-answer", &relay.url());
 }
+
+/// `access.tls = "self-signed"`: campeer makes a certificate in its state directory and
+/// serves the page over https (a phone's browser needs that for its microphone); with
+/// the token the page plays there.
+#[test]
+fn page_plays_over_https_with_a_self_signed_certificate() {
+    let state = tempfile::tempdir().expect("a state directory");
+    let (mut campeer, url) = Campeer::start_embedded(&[
+        ("CAMPEER__VIDEO__WIDTH", WIDTH),
+        ("CAMPEER__VIDEO__HEIGHT", HEIGHT),
+        ("CAMPEER__ACCESS__TLS", "self-signed"),
+        (
+            "CAMPEER__ACCESS__STATE_DIR",
+            state.path().to_str().expect("a UTF-8 path"),
+        ),
+    ]);
+    assert!(url.starts_with("https://"), "{url}");
+    watch("https", &format!("{url}/"));
+    assert!(campeer.terminate().success());
+}

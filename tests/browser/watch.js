@@ -3,7 +3,7 @@
 // tests/browser_watches_campeer.rs; exits non-zero with a reason on any failure.
 //
 // Environment: MODE (viewer | viewer-external | reference | mdns | two-tabs | reloads |
-// token-needed | forged-answer), PAGE (URL
+// token-needed | forged-answer | https), PAGE (URL
 // to open; for reference and viewer-external, the external relay's URL, and the page is
 // served from here), WIDTH, HEIGHT (configured video size), OUT (folder for screenshots),
 // LOADS (reloads: how many fresh loads, 20 by default), TOKEN (campeer's viewer token: it

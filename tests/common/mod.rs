@@ -239,14 +239,16 @@ impl Campeer {
         all.extend_from_slice(env);
         let me = Self::start(None, &all);
         let line = me.log.wait_for("viewer page listening", START_DEADLINE);
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .expect("the log names the address")
-            .to_owned();
-        me.log.wait_for("socket joined room", START_DEADLINE);
-        (me, format!("http://{addr}"))
+        let field = |name: &str| {
+            line.split(&format!("{name}="))
+                .nth(1)
+                .and_then(|a| a.split_whitespace().next())
+                .unwrap_or_else(|| panic!("the log names the {name}: {line}"))
+                .to_owned()
+        };
+        let url = format!("{}://{}", field("scheme"), field("addr"));
+        me.log.wait_for("seated in its room", START_DEADLINE);
+        (me, url)
     }
 
     /// SIGTERM, then the exit status (within 10 s).

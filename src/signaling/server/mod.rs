@@ -102,7 +102,7 @@ pub async fn start(settings: Settings, cancel: CancellationToken) -> Result<Embe
     } else {
         "http"
     };
-    info!(%addr, scheme, "embedded signaling server and viewer page listening");
+    info!(%addr, %scheme, "embedded signaling server and viewer page listening");
     let task = match settings.tls {
         None => {
             let handle = axum_server::Handle::new();

@@ -127,4 +127,3 @@ fn register_handlers(io: &SocketIo, s: &SocketRef, seat: &Seat) {
         });
     }
 }
-
