@@ -579,7 +579,7 @@ impl RoomLink {
         let rcand_tx = answer_tx.clone();
         let (joined_tx, mut joined) = mpsc::unbounded_channel::<()>();
         let room_for_join = room.clone();
-        let socket = ClientBuilder::new(url)
+        let connect = ClientBuilder::new(url)
             .auth(json!({ "token": super::TEST_TOKEN }))
             .on("open", move |_, c: Client| {
                 let room = room_for_join.clone();
@@ -608,10 +608,15 @@ impl RoomLink {
                 }
                 .boxed()
             })
-            .connect()
+            .connect();
+        // Only against a hang (a refused socket never opens): the deadline is generous.
+        let socket = tokio::time::timeout(super::CONNECT_DEADLINE, connect)
             .await
+            .expect("viewer reaches the relay in time")
             .expect("viewer reaches the relay");
-        joined.recv().await;
+        tokio::time::timeout(super::CONNECT_DEADLINE, joined.recv())
+            .await
+            .expect("viewer joins its room in time");
         let (say, mut said) = mpsc::unbounded_channel();
         let emitter = socket.clone();
         let task = tokio::spawn(async move {
