@@ -26,6 +26,15 @@ const FORWARDS: [(&str, &str, &str); 3] = [
     ("sendCandidate", "candidate", "receiveCandidate"),
 ];
 
+/// What the room can make the relay hold: a page keeps one socket in one room and says a
+/// few dozen things per call; a flooder gets this much and no more.
+const MAX_SOCKETS: usize = 64;
+const MAX_ROOMS_PER_SOCKET: usize = 4;
+/// A room's JSON text; the seed's rooms are small numbers.
+const MAX_ROOM_KEY_BYTES: usize = 256;
+/// Messages of one socket waiting to be forwarded; the excess is dropped.
+const QUEUE_PER_SOCKET: usize = 256;
+
 /// One message on its way to a room: the room's key, the event and its body.
 pub(super) type Forward = (String, &'static str, Value);
 
@@ -33,9 +42,14 @@ pub(super) type Forward = (String, &'static str, Value);
 /// room, or `None` if it names no room.
 pub(super) fn forward(incoming: &str, msg: &Value) -> Option<Forward> {
     let (_, field, outgoing) = FORWARDS.into_iter().find(|(i, _, _)| *i == incoming)?;
-    let room = msg.get("room")?;
+    let room = usable_room(msg.get("room")?)?;
     let body = json!({ field: msg.get(field).cloned().unwrap_or(Value::Null) });
-    Some((room_key(room), outgoing, body))
+    Some((room, outgoing, body))
+}
+
+/// The key of `room`, unless it is too long to be anybody's room.
+fn usable_room(room: &Value) -> Option<String> {
+    Some(room_key(room)).filter(|k| k.len() <= MAX_ROOM_KEY_BYTES)
 }
 
 pub(super) fn room_key(room: &Value) -> String {
@@ -57,7 +71,7 @@ pub(super) fn room_key(room: &Value) -> String {
 pub(super) fn relay(io: &SocketIo, access: Arc<Access>, seat: Seat) {
     let io2 = io.clone();
     let register = move |s: SocketRef, TryData(auth): TryData<Value>| {
-        let admitted = admit(&access, &s, auth.as_ref().ok());
+        let admitted = admit(&io2, &access, &s, auth.as_ref().ok());
         if admitted.is_ok() {
             register_handlers(&io2, &s, &seat);
         }
@@ -77,11 +91,18 @@ enum SocketRefused {
     Token,
     #[error("origin not allowed (access.allowed_origins)")]
     Origin,
+    #[error("too many connections")]
+    Full,
 }
 
 /// The connect check: the `Origin` a browser sends is the page's own or an allowed one,
 /// and the `auth` payload carries the token (always needed, browser or not).
-fn admit(access: &Access, s: &SocketRef, auth: Option<&Value>) -> Result<(), SocketRefused> {
+fn admit(
+    io: &SocketIo,
+    access: &Access,
+    s: &SocketRef,
+    auth: Option<&Value>,
+) -> Result<(), SocketRefused> {
     let headers = &s.req_parts().headers;
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if !access.admits_origin(text(header::ORIGIN), text(header::HOST)) {
@@ -92,11 +113,15 @@ fn admit(access: &Access, s: &SocketRef, auth: Option<&Value>) -> Result<(), Soc
         info!(sid = %s.id, "relay: socket refused: no valid token");
         return Err(SocketRefused::Token);
     }
+    if io.sockets().len() >= MAX_SOCKETS {
+        warn!(sid = %s.id, "relay: socket refused: {MAX_SOCKETS} are connected");
+        return Err(SocketRefused::Full);
+    }
     Ok(())
 }
 
 fn register_handlers(io: &SocketIo, s: &SocketRef, seat: &Seat) {
-    let (tx, mut queue) = mpsc::unbounded_channel::<Forward>();
+    let (tx, mut queue) = mpsc::channel::<Forward>(QUEUE_PER_SOCKET);
     let (io, sid, seat) = (io.clone(), s.id, seat.clone());
     // Holds no SocketRef, so it ends when the socket's handlers (and their senders) drop.
     tokio::spawn(async move {
@@ -108,8 +133,13 @@ fn register_handlers(io: &SocketIo, s: &SocketRef, seat: &Seat) {
         }
     });
     s.on("joinRoom", |s: SocketRef, Data(room): Data<Value>| {
-        info!(sid = %s.id, %room, "relay: socket joined room");
-        s.join(room_key(&room));
+        match usable_room(&room) {
+            Some(key) if s.rooms().len() < MAX_ROOMS_PER_SOCKET => {
+                info!(sid = %s.id, room = %key, "relay: socket joined room");
+                s.join(key);
+            }
+            _ => debug!(sid = %s.id, "relay: join refused: room too long, or too many rooms"),
+        }
         std::future::ready(())
     });
     for (incoming, _, _) in FORWARDS {
@@ -117,13 +147,40 @@ fn register_handlers(io: &SocketIo, s: &SocketRef, seat: &Seat) {
         s.on(incoming, move |s: SocketRef, Data(msg): Data<Value>| {
             match forward(incoming, &msg) {
                 Some(message) => {
-                    let _ = tx.send(message);
+                    if tx.try_send(message).is_err() {
+                        debug!(sid = %s.id, event = incoming, "relay: socket's queue full; dropped");
+                    }
                 }
-                None => {
-                    warn!(sid = %s.id, event = incoming, "relay: message without a room dropped")
-                }
+                None => debug!(sid = %s.id, event = incoming, "relay: message without a usable room dropped"),
             }
             std::future::ready(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_forwarded_to_its_room_with_only_its_field() {
+        let msg = json!({ "offer": { "sdp": "v=0" }, "room": 1, "extra": "dropped" });
+        let (room, event, body) = forward("sendOffer", &msg).unwrap();
+        assert_eq!((room.as_str(), event), ("1", "receiveOffer"));
+        assert_eq!(body, json!({ "offer": { "sdp": "v=0" } }));
+        let as_string = forward("sendCandidate", &json!({ "candidate": {}, "room": "1" }));
+        assert_eq!(
+            as_string.unwrap().0,
+            "\"1\"",
+            "1 and \"1\" stay different rooms"
+        );
+    }
+
+    #[test]
+    fn no_room_an_overlong_room_or_an_unknown_event_forwards_nothing() {
+        assert!(forward("sendOffer", &json!({ "offer": {} })).is_none());
+        let long = "x".repeat(MAX_ROOM_KEY_BYTES);
+        assert!(forward("sendOffer", &json!({ "offer": {}, "room": long })).is_none());
+        assert!(forward("joinRoom", &json!({ "room": 1 })).is_none());
     }
 }
