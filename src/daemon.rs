@@ -126,7 +126,7 @@ pub async fn serve(
             Ok(()) = room.joins.changed() => systemd.ready(&status(sessions.len())),
             Some(id) = sessions.ended.recv() => sessions.on_ended(&id),
             _ = housekeeping.tick() => {
-                systemd.tick(Instant::now(), pipeline.stats().snapshot().video_encoded);
+                systemd.tick(Instant::now(), pipeline.stats().snapshot().video_through_encoder());
                 systemd.status(&status(sessions.len()));
                 sessions.prune();
                 if last_status.elapsed() >= STATUS_EVERY {

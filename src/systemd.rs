@@ -93,16 +93,17 @@ impl Notifier {
         }
     }
 
-    /// Called from the main loop's tick with the count of encoded video frames (the
-    /// test pattern counts too): pings every half watchdog period while it advances.
-    pub fn tick(&mut self, now: Instant, frames_encoded: u64) {
-        match self.watchdog.feed(now, frames_encoded) {
+    /// Called from the main loop's tick with the count of video frames through the encode
+    /// stage (encoded, or let go with nobody watching; the test pattern counts too):
+    /// pings every half watchdog period while it advances.
+    pub fn tick(&mut self, now: Instant, frames: u64) {
+        match self.watchdog.feed(now, frames) {
             Feed::NotDue => {}
             Feed::Ping => self.send(&[NotifyState::Watchdog]),
             Feed::Withhold => tracing::error!(
-                frames_encoded,
-                "no video frame encoded for half a watchdog period; withholding the \
-                 watchdog so systemd restarts campeer"
+                frames,
+                "no video frame through the encoder for half a watchdog period; \
+                 withholding the watchdog so systemd restarts campeer"
             ),
         }
     }

@@ -187,6 +187,8 @@ pub struct MediaStats {
     pub video_captured: AtomicU64,
     pub video_dropped: AtomicU64,
     pub video_encoded: AtomicU64,
+    /// Frames the encode stage took and let go with no viewer to encode for.
+    pub video_rested: AtomicU64,
     pub video_keyframes: AtomicU64,
     pub video_bytes: AtomicU64,
     pub audio_captured: AtomicU64,
@@ -200,6 +202,7 @@ pub struct StatsSnapshot {
     pub video_captured: u64,
     pub video_dropped: u64,
     pub video_encoded: u64,
+    pub video_rested: u64,
     pub video_keyframes: u64,
     pub video_bytes: u64,
     pub audio_captured: u64,
@@ -219,6 +222,7 @@ impl MediaStats {
             video_captured: get(&self.video_captured),
             video_dropped: get(&self.video_dropped),
             video_encoded: get(&self.video_encoded),
+            video_rested: get(&self.video_rested),
             video_keyframes: get(&self.video_keyframes),
             video_bytes: get(&self.video_bytes),
             audio_captured: get(&self.audio_captured),
@@ -229,16 +233,25 @@ impl MediaStats {
     }
 }
 
+impl StatsSnapshot {
+    /// Frames through the encode stage, encoded or rested: what shows the video's way is
+    /// alive, watched or not (the systemd watchdog's measure).
+    pub fn video_through_encoder(&self) -> u64 {
+        self.video_encoded + self.video_rested
+    }
+}
+
 impl fmt::Display for StatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "video {} captured, {} dropped, {} encoded ({} key, {} KiB); audio {} captured, {} dropped, {} encoded ({} KiB)",
+            "video {} captured, {} dropped, {} encoded ({} key, {} KiB), {} rested; audio {} captured, {} dropped, {} encoded ({} KiB)",
             self.video_captured,
             self.video_dropped,
             self.video_encoded,
             self.video_keyframes,
             self.video_bytes / 1024,
+            self.video_rested,
             self.audio_captured,
             self.audio_dropped,
             self.audio_encoded,

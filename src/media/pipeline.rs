@@ -372,7 +372,8 @@ mod tests {
         use crate::media::video::vp8::Vp8Decoder;
         let p = start_320x240(VideoSource::Test, AudioSource::Test);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while p.stats().snapshot().video_captured < 3 || p.stats().snapshot().audio_captured < 3 {
+        // Frames flow through the resting encoder: the watchdog's measure of liveness.
+        while p.stats().snapshot().video_rested < 3 || p.stats().snapshot().audio_captured < 3 {
             assert!(Instant::now() < deadline, "capture runs without viewers");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -80,9 +80,12 @@ impl VideoEncode {
                     self.feed.request_keyframe();
                 }
                 self.encode(&frame);
-            } else if !self.resting {
-                self.resting = true;
-                info!("no viewer: the encoder rests");
+            } else {
+                MediaStats::add(&self.stats.video_rested, 1);
+                if !self.resting {
+                    self.resting = true;
+                    info!("no viewer: the encoder rests");
+                }
             }
             // The source may have allocated a replacement already; then this one is freed.
             let _ = recycle.try_send(frame);
