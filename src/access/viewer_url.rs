@@ -77,16 +77,8 @@ pub fn viewer_url(cfg: &Config, token: &Token, hostname: &str) -> ViewerUrl {
 
 /// This machine's host name, as `gethostname(2)` reports it.
 pub fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
-    // when the name fits, and the last byte is left 0 in case it does not.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0)?;
-    let name = std::str::from_utf8(&buf[..end]).ok()?;
-    (!name.is_empty()).then(|| name.to_owned())
+    let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
+    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]

@@ -10,9 +10,7 @@ pub fn watch_urls(scheme: &str, bound: SocketAddr) -> Vec<String> {
     if !bound.ip().is_unspecified() {
         return vec![url(scheme, &host(bound.ip()), bound.port())];
     }
-    let hostname = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok());
+    let hostname = crate::access::viewer_url::hostname();
     let interfaces: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
         .map(|all| {
             all.filter_map(|i| i.address)
