@@ -24,7 +24,13 @@ use crate::systemd::Notifier;
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    let access = Arc::new(Access::load(&cfg.access)?);
+    // The token file (made at first start) is blocking I/O: off the async workers.
+    let access_cfg = cfg.access.clone();
+    let access = Arc::new(
+        tokio::task::spawn_blocking(move || Access::load(&access_cfg))
+            .await
+            .context("loading the viewer token")??,
+    );
     let room = cfg.signaling.room.clone();
     match cfg.signaling.url.clone() {
         Some(url) => serve(cfg, access, SocketIo { url, room }, cancel).await,
@@ -39,17 +45,15 @@ async fn serve_embedded(
     access: Arc<Access>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    use crate::access::{state_dir, tls, viewer_url};
+    use crate::access::{tls::TlsIdentity, viewer_url};
     use crate::signaling::server;
 
     let host = viewer_url::hostname().unwrap_or_else(|| "localhost".into());
-    let identity = match &cfg.access.tls {
-        crate::config::TlsMode::Off => None,
-        mode => {
-            let dir = state_dir::resolve(cfg.access.state_dir.as_deref())?;
-            tls::TlsIdentity::load(mode, &dir, &tls::names_for(&host))?
-        }
-    };
+    // Files, and key generation the first time: off the async workers.
+    let access_cfg = cfg.access.clone();
+    let identity = tokio::task::spawn_blocking(move || TlsIdentity::for_access(&access_cfg, &host))
+        .await
+        .context("loading the TLS identity")??;
     if let Some(identity) = &identity {
         info!(fingerprint = %identity.fingerprint(), "access.tls: serving https");
     }

@@ -82,15 +82,9 @@ fn viewer_url(config: Option<&std::path::Path>, no_qr: bool) -> anyhow::Result<(
     let host = campeer::access::viewer_url::hostname().unwrap_or_else(|| "localhost".into());
     let url = campeer::access::viewer_url::viewer_url(&config, access.token(), &host);
     println!("{}", url.expose());
-    if config.access.tls.is_on() {
-        use campeer::access::{state_dir, tls};
-        let dir = state_dir::resolve(config.access.state_dir.as_deref())?;
-        if let Some(identity) =
-            tls::TlsIdentity::load(&config.access.tls, &dir, &tls::names_for(&host))?
-        {
-            // What the browser's certificate warning should show, to compare before accepting.
-            eprintln!("TLS certificate: {}", identity.fingerprint());
-        }
+    if let Some(identity) = campeer::access::tls::TlsIdentity::for_access(&config.access, &host)? {
+        // What the browser's certificate warning should show, to compare before accepting.
+        eprintln!("TLS certificate: {}", identity.fingerprint());
     }
     if !no_qr
         && std::io::IsTerminal::is_terminal(&std::io::stdout())

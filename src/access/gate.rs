@@ -63,11 +63,6 @@ impl Access {
         &self.token
     }
 
-    /// Whether offers are answered without a proof (`access.open`).
-    pub fn is_open(&self) -> bool {
-        self.open
-    }
-
     /// Answer this offer? Listed fingerprints are enforced even when open; the proof
     /// unless open.
     pub fn admit_offer(&self, sdp: &str) -> Result<(), Refusal> {

@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::fingerprint::Fingerprint;
-use crate::config::TlsMode;
+use crate::config::{AccessConfig, TlsMode};
 
 /// Where `tls = "self-signed"` keeps its certificate and key, inside the state directory.
 pub const SELF_SIGNED_CERT: &str = "tls/cert.pem";
@@ -54,6 +54,16 @@ impl TlsIdentity {
                 Self::from_files(&cert, &key).map(Some)
             }
         }
+    }
+
+    /// The identity `[access]` asks for on this host (`host` names a certificate made
+    /// now); `None` when TLS is off. Blocking: files, and key generation the first time.
+    pub fn for_access(access: &AccessConfig, host: &str) -> anyhow::Result<Option<Self>> {
+        if !access.tls.is_on() {
+            return Ok(None);
+        }
+        let dir = super::state_dir::resolve(access.state_dir.as_deref())?;
+        Ok(Self::load(&access.tls, &dir, &names_for(host))?)
     }
 
     fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
