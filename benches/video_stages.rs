@@ -2,8 +2,10 @@
 //! (only what changes, against painting the whole picture), and the VP8 encoder at 30
 //! fps paced like a camera, by picture size and libvpx threads (what `video.threads =
 //! "auto"` decides from). Encoded frames are ffmpeg's moving testsrc2, so every
-//! macroblock changes, as with a camera's noise. Run by hand or by `scripts/bench`;
-//! figures go to BENCHMARKS.md, never into assertions.
+//! macroblock changes, as with a camera's noise. The reference in the same run is
+//! GStreamer's `vp8enc` (Debian's gstreamer1.0-plugins-good, the same libvpx) with the
+//! same settings on the same raw frames, paced by `fakesink sync=true`. Run by hand or by
+//! `scripts/bench`; figures go to BENCHMARKS.md, never into assertions.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -73,11 +75,8 @@ fn pattern(w: u32, h: u32) {
     );
 }
 
-/// Encodes `seconds` of `input` at 30 fps, sleeping between frames as a live source
-/// does (idle libvpx threads spin in those gaps, and that is what costs).
-fn encode(input: &[I420Frame], threads: u32, seconds: u32) {
-    let (w, h) = input[0].size();
-    let mut enc = Vp8Encoder::new(&Vp8Settings {
+fn settings(w: u32, h: u32, threads: u32) -> Vp8Settings {
+    Vp8Settings {
         width: w,
         height: h,
         target_kbps: if w > 640 { 2500 } else { 1000 },
@@ -85,8 +84,22 @@ fn encode(input: &[I420Frame], threads: u32, seconds: u32) {
         max_keyframe_distance: 300,
         cpu_used: 8,
         threads,
-    })
-    .expect("encoder");
+    }
+}
+
+/// What one encode of `seconds` at 30 fps cost.
+struct EncodeCost {
+    ms_per_frame: f64,
+    worst_ms: f64,
+    /// Percent of one core.
+    cpu: f64,
+}
+
+/// Encodes `seconds` of `input` at 30 fps, sleeping between frames as a live source
+/// does (idle libvpx threads spin in those gaps, and that is what costs).
+fn encode(input: &[I420Frame], threads: u32, seconds: u32) -> EncodeCost {
+    let (w, h) = input[0].size();
+    let mut enc = Vp8Encoder::new(&settings(w, h, threads)).expect("encoder");
     let period = Duration::from_secs(1) / FPS;
     let (start, c0) = (Instant::now(), cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID));
     let (mut busy, mut worst, n) = (Duration::ZERO, Duration::ZERO, seconds * FPS);
@@ -105,24 +118,88 @@ fn encode(input: &[I420Frame], threads: u32, seconds: u32) {
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
     let cpu = cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID) - c0;
-    println!(
-        "| VP8 {w}x{h}@{FPS}, {threads} thread(s) | {:.1} ms/frame (worst {:.1}) | {:.1} % of a core |",
-        busy.as_secs_f64() * 1e3 / f64::from(n),
-        worst.as_secs_f64() * 1e3,
-        cpu / start.elapsed().as_secs_f64() * 100.0
+    EncodeCost {
+        ms_per_frame: busy.as_secs_f64() * 1e3 / f64::from(n),
+        worst_ms: worst.as_secs_f64() * 1e3,
+        cpu: cpu / start.elapsed().as_secs_f64() * 100.0,
+    }
+}
+
+/// GStreamer's `vp8enc` on the same raw frames (written to `raw`), with campeer's
+/// encoder settings spelled as its properties, paced at 30 fps by the sink's clock.
+/// Percent of one core over the whole `gst-launch-1.0` process, start-up included.
+fn gst_vp8enc(raw: &std::path::Path, s: &Vp8Settings) -> f64 {
+    let pipeline = format!(
+        "filesrc location={} ! rawvideoparse width={} height={} format=i420 framerate={FPS}/1 \
+         ! vp8enc deadline=1 cpu-used={} threads={} end-usage=cbr target-bitrate={} \
+         lag-in-frames=0 error-resilient=default min-quantizer=4 max-quantizer=56 \
+         undershoot=95 overshoot=15 buffer-size=1000 buffer-initial-size=500 \
+         buffer-optimal-size=600 dropframe-threshold=0 keyframe-max-dist={} auto-alt-ref=false \
+         noise-sensitivity=0 static-threshold=1 max-intra-bitrate={} ! fakesink sync=true",
+        raw.display(),
+        s.width,
+        s.height,
+        s.cpu_used,
+        s.threads,
+        s.target_kbps * 1000,
+        s.max_keyframe_distance,
+        (300 * s.frame_rate / 10).max(300),
     );
+    let start = Instant::now();
+    let mut child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .spawn()
+        .expect("gst-launch-1.0 runs (scripts/setup bench installs it)");
+    // SAFETY: wait4 fills the status and the rusage it is given, for our own child.
+    let (status, usage) = unsafe {
+        let (mut status, mut usage) = (0, std::mem::zeroed::<libc::rusage>());
+        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        (status, usage)
+    };
+    let _ = child.try_wait();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "gst-launch-1.0 failed"
+    );
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime) + secs(usage.ru_stime)) / start.elapsed().as_secs_f64() * 100.0
 }
 
 fn main() {
+    const SECONDS: u32 = 5;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("| stage ({cores} cores) | time | CPU |");
     println!("|---|---|---|");
     pattern(640, 480);
     pattern(1280, 720);
+    println!();
+    println!(
+        "| VP8 at {FPS} fps, same frames | campeer ms/frame (worst) | campeer CPU | gst vp8enc CPU | campeer / gst |"
+    );
+    println!("|---|---|---|---|---|");
+    // gst scans its plugins on its first run; not part of what is measured.
+    let _ = Command::new("gst-inspect-1.0").arg("vp8enc").output();
+    let raw = std::env::temp_dir().join(format!("campeer-bench-{}.yuv", std::process::id()));
     for (w, h) in [(640, 480), (1280, 720)] {
-        let input = frames(w, h, 60);
+        let input = frames(w, h, SECONDS * FPS);
+        let bytes: Vec<u8> = input
+            .iter()
+            .flat_map(|f| f.data().iter().copied())
+            .collect();
+        std::fs::write(&raw, bytes).expect("write the raw frames for gst");
         for threads in [1, 2] {
-            encode(&input, threads, 5);
+            let ours = encode(&input, threads, SECONDS);
+            let gst = gst_vp8enc(&raw, &settings(w, h, threads));
+            println!(
+                "| {w}x{h}, {threads} thread(s) | {:.1} ({:.1}) | {:.1} % | {:.1} % | {:.2} |",
+                ours.ms_per_frame,
+                ours.worst_ms,
+                ours.cpu,
+                gst,
+                ours.cpu / gst
+            );
         }
     }
+    let _ = std::fs::remove_file(&raw);
 }

@@ -8,7 +8,7 @@
 // served from here), WIDTH, HEIGHT (configured video size), OUT (folder for screenshots),
 // LOADS (reloads: how many fresh loads, 20 by default), TOKEN (campeer's viewer token: it
 // goes in the page's #token= fragment, except in token-needed, where it is typed).
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 const fs = require("fs");
 const http = require("http");
 const path = require("path");
@@ -17,9 +17,6 @@ const { MODE, OUT, TOKEN } = process.env;
 let PAGE = process.env.PAGE;
 const WIDTH = Number(process.env.WIDTH), HEIGHT = Number(process.env.HEIGHT);
 const LOADS = Number(process.env.LOADS || 20);
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"];
 
 function fail(why) { console.error("FAIL: " + why); process.exit(1); }
 
@@ -127,8 +124,7 @@ function servePage(file) {
   if (TOKEN && MODE !== "token-needed") PAGE += "#token=" + TOKEN;
   const mdns = MODE === "mdns";
   // A page without camera permission gets its host addresses hidden behind mDNS names.
-  const flags = mdns ? FLAGS : FLAGS.concat(["--use-fake-ui-for-media-stream"]);
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: flags, headless: true });
+  const browser = await launch(mdns ? [] : ["--use-fake-ui-for-media-stream"]);
   // A self-signed certificate, as campeer's access.tls = "self-signed" makes.
   const context = await browser.newContext(mdns ? { permissions: [] } : { ignoreHTTPSErrors: true });
   try {
