@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -23,8 +22,10 @@ use webrtc::peer_connection::{
 use super::candidate::RemoteCandidates;
 use super::connection::{PcEvent, Track, add_tracks, build_connection};
 use super::keyframe::Keyframes;
+use super::link_report;
 use super::machine::{Ending, Link, Machine, Remote};
 use super::send::{Sending, start_media};
+use super::stats::{LinkState, SessionStats};
 use crate::access::Access;
 use crate::config::WebrtcConfig;
 use crate::media::{MediaFeed, MediaKind};
@@ -35,6 +36,8 @@ use crate::signaling::protocol::{Candidate, SessionId};
 /// A viewer that has not connected by then has gone away, cannot reach us, or never
 /// meant to: its slot is given back.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a session reads its link's RTT, loss and remote end from webrtc-rs.
+const LINK_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -73,7 +76,7 @@ pub struct SessionHandle {
     candidates: mpsc::Sender<Candidate>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
-    lost: Arc<AtomicBool>,
+    stats: Arc<SessionStats>,
 }
 
 impl SessionHandle {
@@ -90,7 +93,15 @@ impl SessionHandle {
     /// Whether the viewer was connected and is no longer heard (ICE disconnected): a
     /// closed tab looks like this for the seconds before ICE gives up.
     pub fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
+        matches!(
+            self.stats.state(),
+            LinkState::Disconnected | LinkState::Failed
+        )
+    }
+
+    /// The session's live figures, for the status page.
+    pub fn stats(&self) -> &Arc<SessionStats> {
+        &self.stats
     }
 
     /// Closes the connection and waits for the session's task to finish.
@@ -117,12 +128,12 @@ pub fn spawn(
     }
     let cancel = parent.child_token();
     let span = info_span!("session", ufrag = %id);
-    let lost = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(SessionStats::new(id.clone(), Instant::now()));
     let session = {
-        let (id, cancel, lost) = (id.clone(), cancel.clone(), Arc::clone(&lost));
+        let (id, cancel, stats) = (id.clone(), cancel.clone(), Arc::clone(&stats));
         async move {
             let started = Instant::now();
-            match run(&id, offer, rx, ctx, lost, cancel).await {
+            match run(&id, offer, rx, ctx, stats, cancel).await {
                 Ok(ending) => info!(lasted = ?started.elapsed(), "session ended: {ending}"),
                 Err(e) => warn!(lasted = ?started.elapsed(), "session ended: {e}"),
             }
@@ -133,7 +144,7 @@ pub fn spawn(
         candidates: tx,
         cancel,
         task: spawn_reporting_end(id, ended, session),
-        lost,
+        stats,
     }
 }
 
@@ -193,7 +204,7 @@ async fn run(
     offer: String,
     remote_candidates: mpsc::Receiver<Candidate>,
     ctx: SessionContext,
-    lost: Arc<AtomicBool>,
+    stats: Arc<SessionStats>,
     cancel: CancellationToken,
 ) -> Result<Ending, SessionError> {
     let offer_received = Instant::now();
@@ -211,7 +222,7 @@ async fn run(
             remote_candidates,
             events,
         };
-        Ok(drive(&pc, &ctx, answer, &sending, inputs, lost, &cancel).await)
+        Ok(drive(&pc, &ctx, answer, &sending, inputs, stats, &cancel).await)
     }
     .await;
     if let Err(e) = pc.close().await {
@@ -289,7 +300,7 @@ async fn drive(
     answer: Answer,
     sending: &[Sending],
     mut inputs: Inputs,
-    lost: Arc<AtomicBool>,
+    stats: Arc<SessionStats>,
     cancel: &CancellationToken,
 ) -> Ending {
     let remote = RemoteCandidates::new(ctx.webrtc.bind.is_loopback());
@@ -301,8 +312,9 @@ async fn drive(
         names: answer.names,
         sending,
         media,
-        lost,
+        stats,
     };
+    let mut link_reports = tokio::time::interval(LINK_REPORT_EVERY);
     // Signed, so the page can tell campeer's answer from one another room member made.
     ctx.outbox.answer(ctx.access.sign_answer(&answer.sdp));
     info!(after = ?inputs.offer_received.elapsed(), "answer sent");
@@ -318,7 +330,14 @@ async fn drive(
             _ = cancel.cancelled() => edge.machine.close(),
             _ = sleep_until(deadline) => edge.machine.tick(Instant::now()),
             Some(c) = inputs.remote_candidates.recv() => edge.remote_candidate(pc, c).await,
-            Some(ev) = inputs.events.recv() => edge.pc_event(ev),
+            Some(ev) = inputs.events.recv() => {
+                // The selected pair is known now: read it at once, not in a period.
+                if matches!(ev, PcEvent::State(RTCPeerConnectionState::Connected)) {
+                    link_reports.reset_immediately();
+                }
+                edge.pc_event(ev);
+            }
+            _ = link_reports.tick() => edge.stats.set_link(link_report::read(pc).await),
         }
     }
 }
@@ -331,8 +350,8 @@ struct Edge<'a> {
     sending: &'a [Sending],
     /// Stops the media tasks when the session ends.
     media: CancellationToken,
-    /// Shared with the [`SessionHandle`]: see [`SessionHandle::is_lost`].
-    lost: Arc<AtomicBool>,
+    /// Shared with the [`SessionHandle`]: its state tells [`SessionHandle::is_lost`].
+    stats: Arc<SessionStats>,
 }
 
 impl Edge<'_> {
@@ -355,15 +374,9 @@ impl Edge<'_> {
             }
             PcEvent::State(state) => {
                 info!(%state, "connection state");
-                match state {
-                    RTCPeerConnectionState::Disconnected => {
-                        self.lost.store(true, Ordering::Relaxed)
-                    }
-                    RTCPeerConnectionState::Connected => self.lost.store(false, Ordering::Relaxed),
-                    _ => {}
-                }
+                self.stats.set_state(LinkState::from(state));
                 if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
-                    start_media(self.sending, &self.ctx.keyframes, &self.media);
+                    start_media(self.sending, &self.ctx.keyframes, &self.stats, &self.media);
                 }
             }
         }

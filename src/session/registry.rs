@@ -236,6 +236,11 @@ impl<H> Registry<H> {
         Some(self.sessions.remove(at).1)
     }
 
+    /// The live sessions, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (&SessionId, &H)> {
+        self.sessions.iter().map(|(id, h)| (id, h))
+    }
+
     pub fn drain(&mut self) -> impl Iterator<Item = (SessionId, H)> + '_ {
         self.sessions.drain(..)
     }

@@ -2,6 +2,7 @@
 //! tracks as RTP, and that relay its viewer's keyframe requests.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rtc::rtp_transceiver::PayloadType;
 use tokio::sync::broadcast;
@@ -11,6 +12,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use super::keyframe::{self, Keyframes};
+use super::stats::SessionStats;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
 
 /// A track the answer agreed to, with the payload type it agreed on.
@@ -21,13 +23,24 @@ pub(super) struct Sending {
     pub(super) payload_type: PayloadType,
 }
 
-pub(super) fn start_media(sending: &[Sending], keyframes: &Keyframes, stop: &CancellationToken) {
+pub(super) fn start_media(
+    sending: &[Sending],
+    keyframes: &Keyframes,
+    stats: &Arc<SessionStats>,
+    stop: &CancellationToken,
+) {
     for s in sending {
         let video = s.feed.kind() == MediaKind::Video;
         let keyframes = video.then(|| keyframes.clone());
         let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video);
         let frames = s.feed.subscribe();
-        tokio::spawn(send_media(frames, writer, keyframes.clone(), stop.clone()).in_current_span());
+        let counted = Counted {
+            kind: s.feed.kind(),
+            stats: Arc::clone(stats),
+        };
+        tokio::spawn(
+            send_media(frames, writer, keyframes.clone(), counted, stop.clone()).in_current_span(),
+        );
         if let Some(keyframes) = keyframes {
             let track = Arc::clone(&s.track);
             tokio::spawn(watch_feedback(track, keyframes, stop.clone()).in_current_span());
@@ -62,6 +75,12 @@ async fn watch_feedback(
     }
 }
 
+/// Where one send task counts what it writes and skips.
+struct Counted {
+    kind: MediaKind,
+    stats: Arc<SessionStats>,
+}
+
 /// Copies the shared frames into this session's track. Video (which has `keyframes`)
 /// starts on a keyframe, and a viewer that falls behind the broadcast skips ahead to the
 /// next keyframe rather than stalling capture or decoding garbage.
@@ -69,6 +88,7 @@ async fn send_media(
     mut frames: broadcast::Receiver<Arc<EncodedFrame>>,
     mut writer: RtpWriter,
     keyframes: Option<Keyframes>,
+    counted: Counted,
     stop: CancellationToken,
 ) {
     let mut need_keyframe = keyframes.is_some();
@@ -83,6 +103,7 @@ async fn send_media(
         let frame = match frame {
             Ok(f) => f,
             Err(broadcast::error::RecvError::Lagged(n)) => {
+                counted.stats.lagged();
                 warn!(
                     skipped = n,
                     "viewer fell behind; skipping to the next keyframe"
@@ -103,6 +124,9 @@ async fn send_media(
             debug!("write rtp: {e}");
             return;
         }
+        counted
+            .stats
+            .frame_sent(counted.kind, &frame, Instant::now());
     }
 }
 
