@@ -41,6 +41,16 @@ pub struct Config {
     pub audio: AudioConfig,
     pub webrtc: WebrtcConfig,
     pub access: AccessConfig,
+    pub status: StatusConfig,
+}
+
+/// `GET /status` and `GET /metrics` (token required). The embedded server always serves
+/// them; `listen` adds a plain-http listener of their own, the only way to reach them when
+/// `signaling.url` points at an external relay. Unset (the default): no such listener.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -19,6 +19,10 @@ use crate::session::peer::{self, SessionContext, SessionHandle};
 use crate::session::registry::{Limits, Registry, Route};
 use crate::signaling::protocol::{RoomEvent, SessionId};
 use crate::signaling::{Signaller, SocketIo};
+use crate::status::rates::RateMeter;
+use crate::status::{
+    MediaStatus, SignalingStatus, Snapshot, StatusRequests, StatusSource, summary_line,
+};
 use crate::systemd::Notifier;
 
 const STATUS_EVERY: Duration = Duration::from_secs(30);
@@ -32,9 +36,10 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
             .context("loading the viewer token")??,
     );
     let room = cfg.signaling.room.clone();
+    let status = StatusSource::channel();
     match cfg.signaling.url.clone() {
-        Some(url) => serve(cfg, access, SocketIo { url, room }, cancel).await,
-        None => serve_embedded(cfg, access, cancel).await,
+        Some(url) => serve_reporting(cfg, access, SocketIo { url, room }, status, cancel).await,
+        None => serve_embedded(cfg, access, status, cancel).await,
     }
 }
 
@@ -43,6 +48,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
 async fn serve_embedded(
     cfg: Config,
     access: Arc<Access>,
+    status: (StatusSource, StatusRequests),
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     use crate::access::{tls::TlsIdentity, viewer_url};
@@ -61,6 +67,7 @@ async fn serve_embedded(
         listen: cfg.signaling.listen,
         access: Arc::clone(&access),
         tls: identity.map(|i| i.server_config()).transpose()?,
+        status: status.0.clone(),
     };
     let embedded = server::start(settings, cancel.child_token()).await?;
     let scheme = if cfg.access.tls.is_on() {
@@ -74,13 +81,18 @@ async fn serve_embedded(
         urls.join(" or ")
     );
     let seat = embedded.seat_in(cfg.signaling.room.clone());
-    let result = serve(cfg, access, seat, cancel).await;
+    let result = serve_reporting(cfg, access, seat, status, cancel).await;
     let _ = embedded.task.await;
     result
 }
 
 #[cfg(not(feature = "embedded-server"))]
-async fn serve_embedded(_: Config, _: Arc<Access>, _: CancellationToken) -> anyhow::Result<()> {
+async fn serve_embedded(
+    _: Config,
+    _: Arc<Access>,
+    _: (StatusSource, StatusRequests),
+    _: CancellationToken,
+) -> anyhow::Result<()> {
     anyhow::bail!(
         "signaling.url is not set and this build has no embedded server (feature embedded-server)"
     )
@@ -94,6 +106,23 @@ pub async fn serve(
     signaller: impl Signaller,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_reporting(cfg, access, signaller, StatusSource::channel(), cancel).await
+}
+
+/// [`serve`], answering `status`' requests for snapshots (and serving them on
+/// `status.listen` when it is set).
+async fn serve_reporting(
+    cfg: Config,
+    access: Arc<Access>,
+    signaller: impl Signaller,
+    (status_source, mut status_requests): (StatusSource, StatusRequests),
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let status_listener = match cfg.status.listen {
+        Some(listen) => Some(serve_status(listen, status_source, &access, &cancel).await?),
+        None => None,
+    };
     // Probing and opening devices blocks: off the async workers.
     let (video, audio, media_cancel) = (cfg.video.clone(), cfg.audio.clone(), cancel.child_token());
     let pipeline =
@@ -118,20 +147,47 @@ pub async fn serve(
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
     let mut last_status = Instant::now();
     let mut systemd = Notifier::from_env();
-    let status = |viewers: usize| format!("{viewers} viewer(s), room {}", cfg.signaling.room);
+    let mut rates = RateMeter::default();
+    let room_name = cfg.signaling.room.to_string();
+    let status = |sessions: &Sessions| {
+        summary_line(
+            sessions.len(),
+            &room_name,
+            &sessions.snapshots(Instant::now()),
+        )
+    };
     info!("campeer running");
     // Media runs: ready, even if the relay is down at boot (the signaller keeps trying).
-    systemd.ready(&status(sessions.len()));
+    systemd.ready(&status(&sessions));
 
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(ev) = room.events.recv() => sessions.on_room_event(ev),
-            Ok(()) = room.joins.changed() => systemd.ready(&status(sessions.len())),
+            Ok(()) = room.joins.changed() => systemd.ready(&status(&sessions)),
             Some(id) = sessions.ended.recv() => sessions.on_ended(&id),
+            Some(reply) = status_requests.recv() => {
+                let now = Instant::now();
+                let _ = reply.send(Snapshot {
+                    uptime: now.saturating_duration_since(started),
+                    signaling: SignalingStatus {
+                        relay: cfg.signaling.url.as_deref().map(crate::access::redact::url),
+                        room: cfg.signaling.room.to_json(),
+                        joins: *room.joins.borrow(),
+                    },
+                    media: MediaStatus {
+                        counters: pipeline.stats().snapshot(),
+                        rates: rates.rates(),
+                    },
+                    max_sessions: cfg.webrtc.max_sessions,
+                    sessions: sessions.snapshots(now),
+                });
+            }
             _ = housekeeping.tick() => {
-                systemd.tick(Instant::now(), pipeline.stats().snapshot().video_through_encoder());
-                systemd.status(&status(sessions.len()));
+                let media = pipeline.stats().snapshot();
+                rates.update(Instant::now(), media);
+                systemd.tick(Instant::now(), media.video_through_encoder());
+                systemd.status(&status(&sessions));
                 sessions.prune();
                 if last_status.elapsed() >= STATUS_EVERY {
                     last_status = Instant::now();
@@ -145,11 +201,37 @@ pub async fn serve(
     systemd.stopping();
     sessions.close_all().await;
     let _ = room.task.await;
+    if let Some(listener) = status_listener {
+        let _ = listener.await;
+    }
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await
         .context("joining the media threads")?;
     info!("stopped");
     Ok(())
+}
+
+#[cfg(feature = "embedded-server")]
+async fn serve_status(
+    listen: std::net::SocketAddr,
+    source: StatusSource,
+    access: &Arc<Access>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let access = Arc::clone(access);
+    Ok(crate::status::http::serve(listen, source, access, cancel.child_token()).await?)
+}
+
+#[cfg(not(feature = "embedded-server"))]
+async fn serve_status(
+    _: std::net::SocketAddr,
+    _: StatusSource,
+    _: &Arc<Access>,
+    _: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    anyhow::bail!(
+        "status.listen is set but this build has no HTTP server (feature embedded-server)"
+    )
 }
 
 /// The live sessions and what the loop does with room events and sessions that end.
@@ -179,6 +261,14 @@ impl Sessions {
 
     fn len(&self) -> usize {
         self.registry.len()
+    }
+
+    /// Every session's figures, oldest first.
+    fn snapshots(&self, now: Instant) -> Vec<crate::session::stats::SessionSnapshot> {
+        self.registry
+            .iter()
+            .map(|(_, h)| h.stats().snapshot(now))
+            .collect()
     }
 
     fn on_room_event(&mut self, ev: RoomEvent) {

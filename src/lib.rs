@@ -12,4 +12,5 @@ pub mod media;
 pub mod sdp;
 pub mod session;
 pub mod signaling;
+pub mod status;
 pub mod systemd;

@@ -1,7 +1,8 @@
 //! The embedded relay, for a camera with no signaling server of its own: the same three
 //! forwarded messages and room semantics as the Node relay of PROTOCOL.md, on
-//! socketioxide ([`relay`]), the viewer page at `/`, over http or https, and campeer's
-//! own seat in its room ([`seat`]), with no socket between campeer and itself.
+//! socketioxide ([`relay`]), the viewer page at `/`, `/status` and `/metrics` (token
+//! required, [`crate::status::http`]), over http or https, and campeer's own seat in its
+//! room ([`seat`]), with no socket between campeer and itself.
 
 mod relay;
 pub mod seat;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub access: Arc<Access>,
     /// Serve `https` with this identity; plain `http` without.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where `/status` and `/metrics` get their snapshots.
+    pub status: crate::status::StatusSource,
 }
 
 /// The files the page needs, embedded in the binary.
@@ -81,8 +84,8 @@ impl Embedded {
 pub async fn start(settings: Settings, cancel: CancellationToken) -> Result<Embedded, ServerError> {
     let (layer, io) = SocketIo::new_layer();
     let seat = Seat::default();
+    let mut app = crate::status::http::routes(settings.status, Arc::clone(&settings.access));
     relay::relay(&io, settings.access, seat.clone());
-    let mut app = axum::Router::new();
     for (path, content_type, body) in FILES {
         app = app.route(
             path,
