@@ -8,6 +8,7 @@ pub mod access;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod log_limit;
 pub mod media;
 pub mod sdp;
 pub mod session;

@@ -4,9 +4,11 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 use campeer::cli::{Cli, Command};
 use campeer::config::Config;
+use campeer::log_limit::{REPEAT_INTERVAL, RepeatLimit};
 
 fn main() -> ExitCode {
     bound_heap();
@@ -25,12 +27,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    let repeats = RepeatLimit::new(REPEAT_INTERVAL);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(repeats.clone())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
-    match run(cli) {
+    let result = run(cli, repeats.clone());
+    repeats.flush_all();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -40,7 +49,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, repeats: RepeatLimit) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Devices { json } => devices(json),
         Command::Url { no_qr } => viewer_url(cli.config.as_deref(), no_qr),
@@ -70,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(async {
                 let cancel = CancellationToken::new();
                 tokio::spawn(shutdown_on_signal(cancel.clone()));
+                tokio::spawn(repeats.flush_every(REPEAT_INTERVAL));
                 campeer::daemon::run(config, cancel).await
             })
         }
