@@ -2,6 +2,8 @@
 //! on the embedded server and through the npm relay, the reference page (sendrecv, its own fake camera) through
 //! the npm relay, a watch-only page whose host candidates are mDNS names, two tabs, and
 //! twenty fresh loads in a row.
+//! The viewer page also checks that its offer and campeer's answer carry the latency
+//! header extensions and that Chromium reports campeer's capture time per frame.
 //! The checks run in `tests/browser/watch.js` from the page's getStats() and pixels;
 //! screenshots land in `target/browser-screenshots/`.
 

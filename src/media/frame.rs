@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -127,6 +127,9 @@ pub struct EncodedFrame {
     pub rtp_time: u32,
     pub keyframe: bool,
     pub captured: Instant,
+    /// `captured` on the wall clock, read once at encode: what `abs-capture-time` carries
+    /// (and the test pattern paints).
+    pub captured_wall: SystemTime,
 }
 
 /// A session's handle on one encoded stream: subscribe to frames, ask for a keyframe.

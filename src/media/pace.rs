@@ -66,13 +66,19 @@ impl FrameClock {
     }
 }
 
-/// The wall-clock time of `at`, in milliseconds since the Unix epoch: read now, so it
-/// follows the system clock's adjustments.
-pub fn unix_ms(at: Instant) -> u64 {
+/// The wall-clock time of `at` (not in the future): read now, so it follows the system
+/// clock's adjustments.
+pub fn wall_clock(at: Instant) -> SystemTime {
     let ago = Instant::now().saturating_duration_since(at);
     SystemTime::now()
         .checked_sub(ago)
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// [`wall_clock`] in milliseconds since the Unix epoch.
+pub fn unix_ms(at: Instant) -> u64 {
+    wall_clock(at)
+        .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -402,6 +402,14 @@ mod tests {
             "the painted time {stamp} is the frame's capture time {}",
             unix_ms(first.captured)
         );
+        let wall = first
+            .captured_wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        assert!(
+            wall.abs_diff(stamp) <= 1,
+            "the wall-clock capture time {wall} is the painted time {stamp}"
+        );
         tokio::task::spawn_blocking(move || p.shutdown())
             .await
             .unwrap();

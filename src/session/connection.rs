@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::header_ext;
 use super::keyframe::{self, KeyframeRequests};
 use super::peer::{SessionContext, SessionError, webrtc_err};
 use crate::config::WebrtcConfig;
@@ -63,8 +64,8 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
-/// The codecs campeer sends, and the interceptors: the defaults (NACK, reports) plus
-/// the one that surfaces keyframe requests.
+/// The codecs and latency header extensions campeer sends, and the interceptors: the
+/// defaults (NACK, reports) plus the one that surfaces keyframe requests.
 fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
     let mut engine = MediaEngine::default();
     let feedback = |typ: &str, parameter: &str| RTCPFeedback {
@@ -93,6 +94,7 @@ fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
             RtpCodecKind::Audio,
         )
         .map_err(webrtc_err("register Opus"))?;
+    header_ext::register(&mut engine).map_err(webrtc_err("register header extensions"))?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)
         .map_err(webrtc_err("interceptors"))?
         .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());

@@ -2,11 +2,13 @@
 //! limits per sender; a machine is one session's lifecycle (pure); a peer is the
 //! PeerConnection edge that drives it, over a connection (built in `connection.rs`) that
 //! sends the shared media (`send.rs`). Remote candidates are vetted in `candidate.rs`,
-//! keyframe requests throttled in `keyframe.rs`. Each session's live figures are `stats.rs`,
-//! filled from its send tasks and from webrtc-rs (`link_report.rs`).
+//! keyframe requests throttled in `keyframe.rs`; the latency header extensions are
+//! `header_ext.rs`. Each session's live figures are `stats.rs`, filled from its send tasks
+//! and from webrtc-rs (`link_report.rs`).
 
 pub mod candidate;
 mod connection;
+pub mod header_ext;
 pub mod keyframe;
 mod link_report;
 pub mod machine;

@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
 
 use super::candidate::RemoteCandidates;
 use super::connection::{PcEvent, Track, add_tracks, build_connection};
+use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
 use super::link_report;
 use super::machine::{Ending, Link, Machine, Remote};
@@ -282,6 +283,7 @@ async fn agreed(tracks: &[Track]) -> Result<Vec<Sending>, SessionError> {
                 feed: t.feed.clone(),
                 ssrc: t.ssrc,
                 payload_type: codec.payload_type,
+                header_ext: HeaderExtIds::negotiated(&params.rtp_parameters.header_extensions),
             }),
             None if t.feed.kind() == MediaKind::Video => {
                 return Err(SessionError::NoCodec("VP8"));

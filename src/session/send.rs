@@ -11,6 +11,7 @@ use tracing::{Instrument, debug, warn};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
+use super::header_ext::HeaderExtIds;
 use super::keyframe::{self, Keyframes};
 use super::stats::SessionStats;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
@@ -21,6 +22,7 @@ pub(super) struct Sending {
     pub(super) feed: MediaFeed,
     pub(super) ssrc: u32,
     pub(super) payload_type: PayloadType,
+    pub(super) header_ext: HeaderExtIds,
 }
 
 pub(super) fn start_media(
@@ -32,7 +34,8 @@ pub(super) fn start_media(
     for s in sending {
         let video = s.feed.kind() == MediaKind::Video;
         let keyframes = video.then(|| keyframes.clone());
-        let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video);
+        let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video)
+            .with_header_ext(s.header_ext);
         let frames = s.feed.subscribe();
         let counted = Counted {
             kind: s.feed.kind(),
@@ -139,6 +142,7 @@ struct RtpWriter {
     marks_frames: bool,
     seq: u16,
     rtp_base: u32,
+    header_ext: HeaderExtIds,
 }
 
 impl RtpWriter {
@@ -155,13 +159,18 @@ impl RtpWriter {
             marks_frames,
             seq: rand::random(),
             rtp_base: rand::random(),
+            header_ext: HeaderExtIds::default(),
         }
+    }
+
+    fn with_header_ext(self, header_ext: HeaderExtIds) -> Self {
+        Self { header_ext, ..self }
     }
 
     async fn write(&mut self, frame: &EncodedFrame) -> Result<(), webrtc::error::Error> {
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {
-            let packet = rtc::rtp::Packet {
+            let mut packet = rtc::rtp::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
                     marker: self.marks_frames && i == last,
@@ -173,6 +182,10 @@ impl RtpWriter {
                 },
                 payload: payload.clone(),
             };
+            if i == 0 {
+                self.header_ext
+                    .stamp_first_packet(&mut packet.header, frame.captured_wall);
+            }
             self.seq = self.seq.wrapping_add(1);
             self.track.write_rtp(packet).await?;
         }

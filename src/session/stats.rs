@@ -297,6 +297,7 @@ mod tests {
             rtp_time: 0,
             keyframe: false,
             captured,
+            captured_wall: std::time::SystemTime::now(),
         }
     }
 

@@ -90,6 +90,33 @@ async function checkPlays(page, name) {
   await page.screenshot({ path: path.join(OUT, name + ".png") });
 }
 
+// campeer's latency header extensions: the page offers playout-delay (Chromium's default)
+// and abs-capture-time (which the page asks for), campeer's answer takes both, and the
+// video's synchronization source reports campeer's capture time.
+const PLAYOUT_DELAY = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+const ABS_CAPTURE_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+async function checkHeaderExtensions(page, name) {
+  const got = await page.evaluate(() => {
+    const pc = window.campeerViewer.pc;
+    const receiver = pc.getReceivers().find((r) => r.track.kind === "video");
+    return { offer: pc.localDescription.sdp, answer: pc.remoteDescription.sdp,
+      sources: receiver.getSynchronizationSources() };
+  });
+  for (const uri of [PLAYOUT_DELAY, ABS_CAPTURE_TIME]) {
+    const line = new RegExp("^a=extmap:\\d+ " + uri.replace(/[.\/]/g, "\\$&") + "$", "m");
+    if (!line.test(got.offer)) fail(`${name}: the page's offer lacks ${uri}`);
+    if (!line.test(got.answer)) fail(`${name}: campeer's answer does not take ${uri}`);
+  }
+  const source = got.sources.find((s) => s.captureTimestamp !== undefined);
+  console.log(`${name}: synchronization sources ${JSON.stringify(got.sources)}`);
+  if (!source) fail(`${name}: no captureTimestamp in the video's synchronization sources`);
+  // Chromium gives captureTimestamp in ms since the NTP epoch (1900); `timestamp` is when
+  // the frame was delivered, in Unix ms.
+  const age = source.timestamp - (source.captureTimestamp - 2208988800000);
+  console.log(`${name}: the frame was captured ${age.toFixed(0)} ms before Chromium delivered it`);
+  if (!(age > -500 && age < 5000)) fail(`${name}: captureTimestamp ${source.captureTimestamp} is ${age} ms from delivery`);
+}
+
 // A page for an external relay must come from an http origin (getUserMedia needs a
 // secure context, which 127.0.0.1 is), so it is served from here with the Socket.IO
 // client campeer embeds.
@@ -182,6 +209,7 @@ function servePage(file) {
       await page.goto(PAGE);
       if (MODE === "reference") await page.evaluate(() => call());
       await checkPlays(page, MODE);
+      if (MODE === "viewer") await checkHeaderExtensions(page, MODE);
       if (mdns) {
         const sent = await page.evaluate(() => window.campeerViewer.localCandidates);
         const hosts = sent.filter((c) => / typ host/.test(c));

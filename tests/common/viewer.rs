@@ -4,7 +4,7 @@
 //! test pattern's frame counter back.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use rtc::interceptor::Registry;
@@ -12,8 +12,10 @@ use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::header::Extension;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rust_socketio::Payload;
@@ -36,6 +38,7 @@ use campeer::media::I420Frame;
 use campeer::media::pace::unix_ms;
 use campeer::media::video::test_pattern::{TestPattern, read_counter, read_stamp};
 use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8Settings};
+use campeer::session::header_ext::{ABS_CAPTURE_TIME_URI, PLAYOUT_DELAY_URI};
 use campeer::signaling::direct::RoomSide;
 use campeer::signaling::protocol::{self, Outgoing};
 
@@ -72,10 +75,58 @@ pub struct VideoFrame {
     pub at: Instant,
 }
 
+/// The RTP header extensions on one kind of media received: how many packets came, how
+/// many carried extensions, and the last such packet's, with when it arrived.
+#[derive(Debug, Clone, Default)]
+pub struct ExtensionsSeen {
+    pub packets: u64,
+    pub with_extensions: u64,
+    pub last: Vec<Extension>,
+    pub last_at: Option<SystemTime>,
+}
+
+impl ExtensionsSeen {
+    fn record(&mut self, header: &rtc::rtp::header::Header) {
+        self.packets += 1;
+        if header.extension && !header.extensions.is_empty() {
+            self.with_extensions += 1;
+            self.last = header.extensions.clone();
+            self.last_at = Some(SystemTime::now());
+        }
+    }
+
+    /// The last value of extension `id`.
+    pub fn value(&self, id: u8) -> Option<&[u8]> {
+        self.last
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.payload.as_ref())
+    }
+}
+
+/// Per kind, what [`ExtensionsSeen`] counts.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    pub video: ExtensionsSeen,
+    pub audio: ExtensionsSeen,
+}
+
+type SharedReceived = Arc<Mutex<Received>>;
+
+/// The id an SDP's `a=extmap` gives `uri` (the first one: a BUNDLE uses one id per URI).
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|l| {
+        let (id, rest) = l.strip_prefix("a=extmap:")?.split_once(' ')?;
+        let id = id.split('/').next()?;
+        (rest.split_whitespace().next()? == uri).then(|| id.parse().ok())?
+    })
+}
+
 struct Handler {
     seen: mpsc::UnboundedSender<Seen>,
     candidates: mpsc::UnboundedSender<RTCPeerConnectionIceEvent>,
     video_track: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
+    received: SharedReceived,
 }
 
 #[async_trait::async_trait]
@@ -94,13 +145,14 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let seen = self.seen.clone();
+        let received = Arc::clone(&self.received);
         match track.kind().await {
             RtpCodecKind::Video => {
                 *self.video_track.lock().unwrap() = Some(Arc::clone(&track));
-                tokio::spawn(decode_video(track, seen));
+                tokio::spawn(decode_video(track, seen, received));
             }
             _ => {
-                tokio::spawn(decode_audio(track, seen));
+                tokio::spawn(decode_audio(track, seen, received));
             }
         }
     }
@@ -108,7 +160,11 @@ impl PeerConnectionEventHandler for Handler {
 
 /// Decodes the VP8 that arrives, whole frames in order (see `jitter`), and reads the
 /// counter. A frame lost for good, or one that fails to decode, is followed by a PLI.
-async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
+async fn decode_video(
+    track: Arc<dyn TrackRemote>,
+    seen: mpsc::UnboundedSender<Seen>,
+    received: SharedReceived,
+) {
     let mut frames = FrameAssembler::default();
     let mut decoder = Vp8Decoder::new().expect("libvpx VP8 decoder");
     while let Some(ev) = track.poll().await {
@@ -116,6 +172,7 @@ async fn decode_video(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<S
             continue;
         };
         let h = &pkt.header;
+        received.lock().unwrap().video.record(h);
         let now = Instant::now();
         frames.push(h.sequence_number, h.timestamp, h.marker, &pkt.payload, now);
         while let Some(frame) = frames.pop() {
@@ -208,13 +265,19 @@ async fn send_pli(track: &dyn TrackRemote) {
         .expect("PLI sent");
 }
 
-async fn decode_audio(track: Arc<dyn TrackRemote>, seen: mpsc::UnboundedSender<Seen>) {
+async fn decode_audio(
+    track: Arc<dyn TrackRemote>,
+    seen: mpsc::UnboundedSender<Seen>,
+    received: SharedReceived,
+) {
     let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("libopus decoder");
     let mut pcm = vec![0i16; 5760];
     while let Some(ev) = track.poll().await {
-        if let TrackRemoteEvent::OnRtpPacket(pkt) = ev
-            && let Ok(n) = decoder.decode(&pkt.payload, &mut pcm, false)
-        {
+        let TrackRemoteEvent::OnRtpPacket(pkt) = ev else {
+            continue;
+        };
+        received.lock().unwrap().audio.record(&pkt.header);
+        if let Ok(n) = decoder.decode(&pkt.payload, &mut pcm, false) {
             let _ = seen.send(Seen::Audio(pcm[..n].to_vec()));
         }
     }
@@ -225,6 +288,8 @@ pub struct Viewer {
     socket: Option<Client>,
     pub seen: mpsc::UnboundedReceiver<Seen>,
     video_track: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
+    received: SharedReceived,
+    answer: Arc<Mutex<Option<String>>>,
     pub ufrag: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -263,6 +328,19 @@ impl Viewer {
         let video_track = Arc::default();
         let mut engine = MediaEngine::default();
         engine.register_default_codecs().expect("default codecs");
+        // As Chromium offers them (abs-capture-time once the page enables it).
+        let ext = |uri: &str| RTCRtpHeaderExtensionCapability { uri: uri.into() };
+        for (uri, kind) in [
+            (PLAYOUT_DELAY_URI, RtpCodecKind::Video),
+            (ABS_CAPTURE_TIME_URI, RtpCodecKind::Video),
+            (ABS_CAPTURE_TIME_URI, RtpCodecKind::Audio),
+        ] {
+            engine
+                .register_header_extension(ext(uri), kind, None)
+                .expect("header extension");
+        }
+        let received = SharedReceived::default();
+        let answer = Arc::new(Mutex::new(None));
         let registry =
             register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
         let pc = PeerConnectionBuilder::new()
@@ -277,6 +355,7 @@ impl Viewer {
                 seen: seen_tx,
                 candidates: cand_tx,
                 video_track: Arc::clone(&video_track),
+                received: Arc::clone(&received),
             }))
             .with_udp_addrs(vec![format!("{}:0", net.addr)])
             .build()
@@ -327,6 +406,7 @@ impl Viewer {
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let pc_ref = Arc::clone(&pc);
         let my_ufrag = ufrag.clone();
+        let applied = Arc::clone(&answer);
         tasks.push(tokio::spawn(async move {
             let mut remote_ufrag: Option<String> = None;
             let mut early: Vec<RTCIceCandidateInit> = Vec::new();
@@ -352,9 +432,10 @@ impl Viewer {
                                 continue;
                             }
                             let theirs = campeer::sdp::attribute(&sdp, "ice-ufrag").map(str::to_owned);
-                            if let Ok(answer) = RTCSessionDescription::answer(sdp)
+                            if let Ok(answer) = RTCSessionDescription::answer(sdp.clone())
                                 && pc_ref.set_remote_description(answer).await.is_ok()
                             {
+                                *applied.lock().unwrap() = Some(sdp);
                                 remote_ufrag = theirs;
                                 for init in early.drain(..) {
                                     if init.username_fragment == remote_ufrag {
@@ -386,6 +467,8 @@ impl Viewer {
             socket,
             seen,
             video_track,
+            received,
+            answer,
             ufrag,
             tasks,
         }
@@ -421,6 +504,16 @@ impl Viewer {
             local: kind("Local", &pair.local_candidate_id)?,
             remote: kind("Remote", &pair.remote_candidate_id),
         })
+    }
+
+    /// The answer this viewer applied, once it has.
+    pub fn answer(&self) -> Option<String> {
+        self.answer.lock().unwrap().clone()
+    }
+
+    /// The header extensions received so far.
+    pub fn received(&self) -> Received {
+        self.received.lock().unwrap().clone()
     }
 
     /// Video packets received and lost so far.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -55,7 +55,9 @@ impl AudioEncode {
                     payloads: vec![Bytes::copy_from_slice(packet)],
                     rtp_time,
                     keyframe: false,
+                    // When the chunk reached this stage: ALSA's own stamps are not read.
                     captured: Instant::now(),
+                    captured_wall: SystemTime::now(),
                 });
             }
             Err(e) => warn!("{e}"),

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
 use crate::media::STAGE_POLL;
 use crate::media::frame::{EncodedFrame, I420Frame, MediaFeed, MediaStats};
+use crate::media::pace::wall_clock;
 use crate::media::slot::FrameSlot;
 
 /// RTP payload size: 1200-byte packets (a safe MTU through tunnels) less the 12-byte header.
@@ -107,6 +108,7 @@ impl VideoEncode {
             .saturating_duration_since(self.started)
             .as_secs_f64()
             * 90_000.0) as i64;
+        let captured_wall = wall_clock(frame.captured());
         let force = self.feed.take_keyframe_request();
         let Self {
             encoder,
@@ -129,6 +131,7 @@ impl VideoEncode {
                     rtp_time: ticks as u32,
                     keyframe,
                     captured: frame.captured(),
+                    captured_wall,
                 });
             }
             Err(e) => warn!("VP8 packetization: {e}"),
