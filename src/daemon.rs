@@ -131,6 +131,8 @@ async fn serve_reporting(
             .context("starting the media pipeline")?
             .context("starting the media pipeline")?;
 
+    // The sessions' DTLS certificate, made before the first viewer calls.
+    tokio::task::spawn_blocking(crate::session::certificate::warm);
     let mut room = signaller.start(cancel.child_token());
     let mut sessions = Sessions::new(
         &cfg,

@@ -102,6 +102,8 @@ async fn status_and_metrics_report_a_playing_viewer_to_token_holders_only() {
     let x = viewer.next_counter(Duration::from_secs(5)).await;
     let y = viewer.next_counter(Duration::from_secs(5)).await;
     assert!(y > x);
+    // Video starts on the keyframe encoded while the call connected, before any audio.
+    viewer.next_audio(Duration::from_secs(5)).await;
 
     let reply = get(&url, "/status", Some(&bearer()));
     assert_eq!(reply.status, 200, "{}", reply.body);

@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::certificate;
 use super::header_ext;
 use super::keyframe::{self, KeyframeRequests};
 use super::peer::{SessionContext, SessionError, webrtc_err};
@@ -101,7 +102,7 @@ fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
     Ok((engine, registry))
 }
 
-fn vp8_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
+pub(super) fn vp8_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
         clock_rate: 90_000,
@@ -111,7 +112,7 @@ fn vp8_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
     }
 }
 
-fn opus_codec() -> RTCRtpCodec {
+pub(super) fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,
@@ -121,7 +122,11 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+pub(super) fn local_track(
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    ssrc: u32,
+) -> Arc<TrackLocalStaticRTP> {
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         "campeer".to_owned(),
         format!("campeer-{kind}"),
@@ -138,6 +143,15 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<TrackLo
     )))
 }
 
+/// While ICE checks, how often its timer runs. webrtc-rs sends the first DTLS flight
+/// only when some timer fires after ICE connects (rtc 0.21's DTLS handler queues it in
+/// `handle_timeout`); with the default 200 ms check interval that wait was 130–190 ms of
+/// every connection. Connected, the timer runs at the keep-alive interval instead.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+/// Checks per candidate pair before it fails: 70 x 20 ms keeps webrtc-rs's default
+/// 1.4 s per pair.
+const ICE_MAX_BINDING_REQUESTS: u16 = 70;
+
 /// A viewer that closes its page sends nothing more; these bound how long its session
 /// lingers (consent checks stop: disconnected after 4 s, failed 6 s later). mDNS
 /// resolution lets a watch-only browser's `.local` candidates be used directly.
@@ -148,6 +162,7 @@ fn setting_engine(mdns: MulticastDnsMode) -> webrtc::peer_connection::SettingEng
             Some(Duration::from_secs(6)),
             Some(Duration::from_secs(1)),
         )
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
         .with_multicast_dns_mode(mdns)
         .build()
 }
@@ -192,6 +207,7 @@ pub(super) async fn build_connection(
         None => vec![0],
     };
     let mdns = multicast_dns_mode();
+    let certificate = certificate::dtls_certificate()?;
     let mut last_err = None;
     for port in ports {
         let (engine, registry) = engine_and_interceptors()?;
@@ -199,6 +215,7 @@ pub(super) async fn build_connection(
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers.clone())
+                    .with_certificates(vec![certificate.clone()])
                     .build(),
             )
             .with_setting_engine(setting_engine(mdns))

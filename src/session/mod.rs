@@ -3,10 +3,12 @@
 //! PeerConnection edge that drives it, over a connection (built in `connection.rs`) that
 //! sends the shared media (`send.rs`). Remote candidates are vetted in `candidate.rs`,
 //! keyframe requests throttled in `keyframe.rs`; the latency header extensions are
-//! `header_ext.rs`. Each session's live figures are `stats.rs`, filled from its send tasks
-//! and from webrtc-rs (`link_report.rs`).
+//! `header_ext.rs`, the DTLS certificate all sessions share `certificate.rs`. Each
+//! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
+//! (`link_report.rs`).
 
 pub mod candidate;
+pub mod certificate;
 mod connection;
 pub mod header_ext;
 pub mod keyframe;

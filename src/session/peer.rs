@@ -25,7 +25,7 @@ use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
 use super::link_report;
 use super::machine::{Ending, Link, Machine, Remote};
-use super::send::{Sending, start_media};
+use super::send::{Sending, start_media, subscribe_video_early};
 use super::stats::{LinkState, SessionStats};
 use crate::access::Access;
 use crate::config::WebrtcConfig;
@@ -51,6 +51,8 @@ pub enum SessionError {
     NoCodec(&'static str),
     #[error("no usable local description after answering")]
     NoLocalDescription,
+    #[error("DTLS certificate: {0}")]
+    Certificate(String),
 }
 
 pub(super) fn webrtc_err(
@@ -217,13 +219,14 @@ async fn run(
     let pc = build_connection(&ctx.webrtc, events_tx).await?;
     let result = async {
         let tracks = add_tracks(&pc, &ctx).await?;
-        let (answer, sending) = negotiate(&pc, id, offer, &tracks).await?;
+        let (answer, mut sending) = negotiate(&pc, id, offer, &tracks).await?;
+        subscribe_video_early(&mut sending, &ctx.keyframes);
         let inputs = Inputs {
             offer_received,
             remote_candidates,
             events,
         };
-        Ok(drive(&pc, &ctx, answer, &sending, inputs, stats, &cancel).await)
+        Ok(drive(&pc, &ctx, answer, sending, inputs, stats, &cancel).await)
     }
     .await;
     if let Err(e) = pc.close().await {
@@ -284,6 +287,7 @@ async fn agreed(tracks: &[Track]) -> Result<Vec<Sending>, SessionError> {
                 ssrc: t.ssrc,
                 payload_type: codec.payload_type,
                 header_ext: HeaderExtIds::negotiated(&params.rtp_parameters.header_extensions),
+                early: None,
             }),
             None if t.feed.kind() == MediaKind::Video => {
                 return Err(SessionError::NoCodec("VP8"));
@@ -300,7 +304,7 @@ async fn drive(
     pc: &impl PeerConnection,
     ctx: &SessionContext,
     answer: Answer,
-    sending: &[Sending],
+    sending: Vec<Sending>,
     mut inputs: Inputs,
     stats: Arc<SessionStats>,
     cancel: &CancellationToken,
@@ -349,7 +353,8 @@ struct Edge<'a> {
     machine: Machine,
     ctx: &'a SessionContext,
     names: LocalNames,
-    sending: &'a [Sending],
+    /// Until media starts (taken then).
+    sending: Vec<Sending>,
     /// Stops the media tasks when the session ends.
     media: CancellationToken,
     /// Shared with the [`SessionHandle`]: its state tells [`SessionHandle::is_lost`].
@@ -378,7 +383,8 @@ impl Edge<'_> {
                 info!(%state, "connection state");
                 self.stats.set_state(LinkState::from(state));
                 if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
-                    start_media(self.sending, &self.ctx.keyframes, &self.stats, &self.media);
+                    let sending = std::mem::take(&mut self.sending);
+                    start_media(sending, &self.ctx.keyframes, &self.stats, &self.media);
                 }
             }
         }

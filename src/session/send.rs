@@ -16,17 +16,36 @@ use super::keyframe::{self, Keyframes};
 use super::stats::SessionStats;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
 
-/// A track the answer agreed to, with the payload type it agreed on.
+/// A track the answer agreed to, with the payload type and header extensions it agreed
+/// on.
 pub(super) struct Sending {
     pub(super) track: Arc<TrackLocalStaticRTP>,
     pub(super) feed: MediaFeed,
     pub(super) ssrc: u32,
     pub(super) payload_type: PayloadType,
     pub(super) header_ext: HeaderExtIds,
+    /// Video's frames since the answer: see [`subscribe_video_early`].
+    pub(super) early: Option<broadcast::Receiver<Arc<EncodedFrame>>>,
+}
+
+/// Subscribes the video at the answer and asks for a keyframe, so that while ICE and
+/// DTLS connect the keyframe is encoded (a resting encoder starts on one) and waiting
+/// when the connection opens; the frames since follow it at once. A connection that takes
+/// longer than the feed holds (about a second: TURN) starts on a fresh keyframe instead.
+/// Audio waits for the connection: old audio sent in a burst would only lengthen the
+/// viewer's jitter buffer.
+pub(super) fn subscribe_video_early(sending: &mut [Sending], keyframes: &Keyframes) {
+    for s in sending
+        .iter_mut()
+        .filter(|s| s.feed.kind() == MediaKind::Video)
+    {
+        s.early = Some(s.feed.subscribe());
+        keyframes.request();
+    }
 }
 
 pub(super) fn start_media(
-    sending: &[Sending],
+    sending: Vec<Sending>,
     keyframes: &Keyframes,
     stats: &Arc<SessionStats>,
     stop: &CancellationToken,
@@ -36,7 +55,12 @@ pub(super) fn start_media(
         let keyframes = video.then(|| keyframes.clone());
         let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video)
             .with_header_ext(s.header_ext);
-        let frames = s.feed.subscribe();
+        let frames = s.early.unwrap_or_else(|| {
+            if let Some(k) = &keyframes {
+                k.request();
+            }
+            s.feed.subscribe()
+        });
         let counted = Counted {
             kind: s.feed.kind(),
             stats: Arc::clone(stats),
@@ -95,9 +119,7 @@ async fn send_media(
     stop: CancellationToken,
 ) {
     let mut need_keyframe = keyframes.is_some();
-    if let Some(k) = &keyframes {
-        k.request();
-    }
+    let mut sent_any = false;
     loop {
         let frame = tokio::select! {
             _ = stop.cancelled() => return,
@@ -106,11 +128,16 @@ async fn send_media(
         let frame = match frame {
             Ok(f) => f,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                counted.stats.lagged();
-                warn!(
-                    skipped = n,
-                    "viewer fell behind; skipping to the next keyframe"
-                );
+                if sent_any {
+                    counted.stats.lagged();
+                    warn!(
+                        skipped = n,
+                        "viewer fell behind; skipping to the next keyframe"
+                    );
+                } else {
+                    // The connection took long to open: the early frames ran over.
+                    debug!(skipped = n, "frames before the connection opened dropped");
+                }
                 if let Some(k) = &keyframes {
                     need_keyframe = true;
                     k.request();
@@ -123,6 +150,7 @@ async fn send_media(
             continue;
         }
         need_keyframe = false;
+        sent_any = true;
         if let Err(e) = writer.write(&frame).await {
             debug!("write rtp: {e}");
             return;
@@ -190,5 +218,40 @@ impl RtpWriter {
             self.track.write_rtp(packet).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::connection::{local_track, opus_codec, vp8_codec};
+    use super::*;
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+    fn sending(feed: &MediaFeed) -> Sending {
+        let (kind, codec) = match feed.kind() {
+            MediaKind::Video => (RtpCodecKind::Video, vp8_codec(Vec::new())),
+            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
+        };
+        Sending {
+            track: local_track(kind, codec, 1),
+            feed: feed.clone(),
+            ssrc: 1,
+            payload_type: 96,
+            header_ext: HeaderExtIds::default(),
+            early: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn video_wakes_the_encoder_at_the_answer_and_audio_waits_for_the_connection() {
+        let (video, audio) = (
+            MediaFeed::new(MediaKind::Video),
+            MediaFeed::new(MediaKind::Audio),
+        );
+        let mut tracks = vec![sending(&video), sending(&audio)];
+        subscribe_video_early(&mut tracks, &Keyframes::new(video.clone()));
+        assert!(video.has_subscribers(), "the resting encoder wakes");
+        assert!(video.take_keyframe_request(), "and starts on a keyframe");
+        assert!(!audio.has_subscribers());
     }
 }
