@@ -115,6 +115,9 @@ pub enum VideoSource {
     /// The first camera found, else the test pattern.
     Auto,
     Test,
+    /// The test pattern under a camera's sensor noise: the encoder spends its whole
+    /// bitrate, as on a real camera (congestion tests and benches).
+    NoisyTest,
     Device(PathBuf),
 }
 
@@ -148,7 +151,7 @@ macro_rules! source_serde {
         }
     };
 }
-source_serde!(VideoSource, Device(|p: &PathBuf| p.display().to_string()), "auto" => Auto, "test" => Test);
+source_serde!(VideoSource, Device(|p: &PathBuf| p.display().to_string()), "auto" => Auto, "test" => Test, "test-noisy" => NoisyTest);
 source_serde!(AudioSource, Pcm(|p: &String| p.clone()), "auto" => Auto, "test" => Test, "none" => None);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,7 +161,13 @@ pub struct VideoConfig {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// The encoder's bitrate before any viewer's path estimate, kept within
+    /// `min_bitrate_kbps..=max_bitrate_kbps`.
     pub bitrate_kbps: u32,
+    /// Congestion control never asks the encoder for less than this…
+    pub min_bitrate_kbps: u32,
+    /// …nor for more than this, however strong the best viewer's path.
+    pub max_bitrate_kbps: u32,
     /// Frames between forced keyframes; a viewer that joins or loses packets asks for
     /// one sooner through PLI.
     pub keyframe_interval: u32,
@@ -401,10 +410,23 @@ impl Default for VideoConfig {
             height: 480,
             fps: 30,
             bitrate_kbps: 1000,
+            min_bitrate_kbps: 100,
+            max_bitrate_kbps: 2500,
             keyframe_interval: 300,
             cpu_used: 8,
             threads: EncoderThreads::Auto,
         }
+    }
+}
+
+impl VideoConfig {
+    /// `bitrate_kbps` within the bounds: a config written before the bounds existed (its
+    /// bitrate then fixed) keeps working, its bitrate now the start.
+    pub fn start_bitrate_kbps(&self) -> u32 {
+        self.bitrate_kbps.clamp(
+            self.min_bitrate_kbps,
+            self.max_bitrate_kbps.max(self.min_bitrate_kbps),
+        )
     }
 }
 
@@ -518,10 +540,22 @@ impl Config {
         if !(1..=120).contains(&v.fps) {
             return Err(invalid("video.fps", format!("{}: must be 1..=120", v.fps)));
         }
-        if !(50..=50_000).contains(&v.bitrate_kbps) {
+        for (key, val) in [
+            ("video.bitrate_kbps", v.bitrate_kbps),
+            ("video.min_bitrate_kbps", v.min_bitrate_kbps),
+            ("video.max_bitrate_kbps", v.max_bitrate_kbps),
+        ] {
+            if !(50..=50_000).contains(&val) {
+                return Err(invalid(key, format!("{val}: must be 50..=50000")));
+            }
+        }
+        if v.min_bitrate_kbps > v.max_bitrate_kbps {
             return Err(invalid(
-                "video.bitrate_kbps",
-                format!("{}: must be 50..=50000", v.bitrate_kbps),
+                "video.min_bitrate_kbps",
+                format!(
+                    "{}: must not exceed video.max_bitrate_kbps ({})",
+                    v.min_bitrate_kbps, v.max_bitrate_kbps
+                ),
             ));
         }
         if v.keyframe_interval == 0 {
@@ -733,6 +767,22 @@ mod tests {
             .contains("username")
         );
         assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
+    }
+
+    #[test]
+    fn an_old_fixed_bitrate_becomes_the_start_within_the_bounds() {
+        let c = load_str("[video]\nbitrate_kbps = 600\n", &[]).unwrap();
+        assert_eq!(c.video.start_bitrate_kbps(), 600);
+        let c = load_str("[video]\nbitrate_kbps = 8000\n", &[]).unwrap();
+        assert_eq!(c.video.start_bitrate_kbps(), c.video.max_bitrate_kbps);
+        let c = load_str("[video]\nbitrate_kbps = 60\n", &[]).unwrap();
+        assert_eq!(c.video.start_bitrate_kbps(), c.video.min_bitrate_kbps);
+        let e = err(
+            "[video]\nmin_bitrate_kbps = 900\nmax_bitrate_kbps = 800\n",
+            &[],
+        );
+        assert!(e.contains("video.min_bitrate_kbps"), "{e}");
+        assert!(err("[video]\nmax_bitrate_kbps = 1\n", &[]).contains("video.max_bitrate_kbps"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::access::Access;
 use crate::config::Config;
 use crate::media::MediaPipeline;
 use crate::sdp;
+use crate::session::congestion::{self, Congestion};
 use crate::session::keyframe::Keyframes;
 use crate::session::peer::{self, SessionContext, SessionHandle};
 use crate::session::registry::{Limits, Registry, Route};
@@ -134,6 +135,12 @@ async fn serve_reporting(
     // The sessions' DTLS certificate, made before the first viewer calls.
     tokio::task::spawn_blocking(crate::session::certificate::warm);
     let mut room = signaller.start(cancel.child_token());
+    let congestion = Congestion::new(&cfg);
+    let steering = tokio::spawn(congestion::steer(
+        congestion.clone(),
+        pipeline.video_bitrate(),
+        cancel.child_token(),
+    ));
     let mut sessions = Sessions::new(
         &cfg,
         SessionContext {
@@ -143,6 +150,7 @@ async fn serve_reporting(
             keyframes: Keyframes::new(pipeline.video()),
             outbox: room.outbox.clone(),
             access,
+            congestion: congestion.clone(),
         },
         &cancel,
     );
@@ -206,6 +214,7 @@ async fn serve_reporting(
     if let Some(listener) = status_listener {
         let _ = listener.await;
     }
+    let _ = steering.await;
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await
         .context("joining the media threads")?;

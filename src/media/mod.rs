@@ -12,7 +12,7 @@ pub mod slot;
 pub mod video;
 
 pub use frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};
-pub use pipeline::MediaPipeline;
+pub use pipeline::{MediaPipeline, VideoBitrate};
 
 /// How often a stage blocked on its input looks at the cancellation token.
 const STAGE_POLL: std::time::Duration = std::time::Duration::from_millis(100);

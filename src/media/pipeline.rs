@@ -53,6 +53,7 @@ fn video_origin(source: &VideoSource) -> VideoOrigin {
     let origin = match source {
         VideoSource::Device(path) => VideoOrigin::Camera(path.clone()),
         VideoSource::Test => VideoOrigin::TestPattern,
+        VideoSource::NoisyTest => VideoOrigin::NoisyTestPattern,
         VideoSource::Auto => match v4l2::first_camera(&v4l2::list_cameras()) {
             Some(c) => VideoOrigin::Camera(c.path.clone()),
             None => {
@@ -64,6 +65,7 @@ fn video_origin(source: &VideoSource) -> VideoOrigin {
     match &origin {
         VideoOrigin::Camera(path) => info!(camera = %path.display(), "video: camera"),
         VideoOrigin::TestPattern => info!("video: test pattern"),
+        VideoOrigin::NoisyTestPattern => info!("video: test pattern under sensor noise"),
     }
     origin
 }
@@ -103,7 +105,7 @@ fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
     Vp8Settings {
         width: v.width,
         height: v.height,
-        target_kbps: v.bitrate_kbps,
+        target_kbps: v.start_bitrate_kbps(),
         frame_rate: v.fps,
         max_keyframe_distance: v.keyframe_interval,
         cpu_used: v.cpu_used,
@@ -111,11 +113,30 @@ fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
     }
 }
 
+/// The video encoder's target bitrate, kbps: set by congestion control, applied by the
+/// encoder before its next frame.
+#[derive(Debug, Clone)]
+pub struct VideoBitrate(Arc<AtomicU32>);
+
+impl VideoBitrate {
+    pub fn new(kbps: u32) -> Self {
+        Self(Arc::new(AtomicU32::new(kbps)))
+    }
+
+    pub fn kbps(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, kbps: u32) {
+        self.0.store(kbps, Ordering::Relaxed);
+    }
+}
+
 pub struct MediaPipeline {
     video: MediaFeed,
     audio: Option<MediaFeed>,
     stats: Arc<MediaStats>,
-    bitrate_kbps: Arc<AtomicU32>,
+    bitrate: VideoBitrate,
     cancel: CancellationToken,
     threads: Vec<JoinHandle<()>>,
 }
@@ -134,7 +155,7 @@ impl MediaPipeline {
                 .is_some()
                 .then(|| MediaFeed::new(MediaKind::Audio)),
             stats: Arc::default(),
-            bitrate_kbps: Arc::new(AtomicU32::new(video.bitrate_kbps)),
+            bitrate: VideoBitrate::new(video.start_bitrate_kbps()),
             cancel,
             threads: Vec::new(),
         };
@@ -147,7 +168,7 @@ impl MediaPipeline {
             width = video.width,
             height = video.height,
             fps = video.fps,
-            kbps = video.bitrate_kbps,
+            kbps = video.start_bitrate_kbps(),
             "media pipeline running"
         );
         Ok(pipeline)
@@ -165,9 +186,9 @@ impl MediaPipeline {
         Arc::clone(&self.stats)
     }
 
-    /// Congestion feedback's way back to the encoder; applied before the next frame.
-    pub fn set_video_bitrate_kbps(&self, kbps: u32) {
-        self.bitrate_kbps.store(kbps, Ordering::Relaxed);
+    /// Congestion control's way to the encoder's target.
+    pub fn video_bitrate(&self) -> VideoBitrate {
+        self.bitrate.clone()
     }
 
     /// Stops every thread and waits for them.
@@ -212,7 +233,7 @@ impl MediaPipeline {
         let (feed, stats, bitrate, cancel) = (
             self.video.clone(),
             self.stats(),
-            Arc::clone(&self.bitrate_kbps),
+            self.bitrate.clone(),
             self.cancel.clone(),
         );
         let encoder_slot = Arc::clone(&slot);
@@ -240,7 +261,7 @@ impl MediaPipeline {
         };
         let source = VideoCapture::new(mode, slot, recycle_rx, self.stats(), self.cancel.clone());
         let name = match origin {
-            VideoOrigin::TestPattern => "campeer-pattern",
+            VideoOrigin::TestPattern | VideoOrigin::NoisyTestPattern => "campeer-pattern",
             VideoOrigin::Camera(_) => "campeer-v4l2",
         };
         self.spawn(name, move || source.run(origin))

@@ -8,6 +8,9 @@ use std::time::Duration;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::PayloadType;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,11 +24,12 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    SettingEngineBuilder, register_default_interceptors,
+    SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::certificate;
+use super::congestion::{SessionCongestion, congestion_control};
 use super::header_ext;
 use super::keyframe::{self, KeyframeRequests};
 use super::peer::{SessionContext, SessionError, webrtc_err};
@@ -66,8 +70,11 @@ impl PeerConnectionEventHandler for Events {
 }
 
 /// The codecs and latency header extensions campeer sends, and the interceptors: the
-/// defaults (NACK, reports) plus the one that surfaces keyframe requests.
-fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
+/// defaults (NACK, reports), congestion control publishing to the session's estimate,
+/// and the one that surfaces keyframe requests.
+fn engine_and_interceptors(
+    congestion: &SessionCongestion,
+) -> Result<(MediaEngine, Registry), SessionError> {
     let mut engine = MediaEngine::default();
     let feedback = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_owned(),
@@ -96,9 +103,16 @@ fn engine_and_interceptors() -> Result<(MediaEngine, Registry), SessionError> {
         )
         .map_err(webrtc_err("register Opus"))?;
     header_ext::register(&mut engine).map_err(webrtc_err("register header extensions"))?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)
-        .map_err(webrtc_err("interceptors"))?
+    // No RTX codec: webrtc-rs 0.21 sends RTX (RFC 4588) when the track names an RTX SSRC
+    // and the answer agrees one, but the webrtc-rs test viewer then repaired no loss
+    // (8.6 fps of 30 at 2 Mbit/s, 5 % loss); resends go under the original SSRC.
+    // register_default_interceptors less its TWCC recorder, which congestion control
+    // brings (a second would replace the first, with a warning per session).
+    configure_simulcast_extension_headers(&mut engine).map_err(webrtc_err("interceptors"))?;
+    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut engine))
         .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+    let registry = congestion_control(registry, &mut engine, congestion)
+        .map_err(webrtc_err("congestion control"))?;
     Ok((engine, registry))
 }
 
@@ -191,6 +205,7 @@ fn multicast_dns_mode() -> MulticastDnsMode {
 
 pub(super) async fn build_connection(
     cfg: &WebrtcConfig,
+    congestion: &SessionCongestion,
     events: mpsc::UnboundedSender<PcEvent>,
 ) -> Result<impl PeerConnection, SessionError> {
     let ice_servers: Vec<RTCIceServer> = cfg
@@ -210,7 +225,7 @@ pub(super) async fn build_connection(
     let certificate = certificate::dtls_certificate()?;
     let mut last_err = None;
     for port in ports {
-        let (engine, registry) = engine_and_interceptors()?;
+        let (engine, registry) = engine_and_interceptors(congestion)?;
         let built = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()

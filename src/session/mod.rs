@@ -5,10 +5,12 @@
 //! keyframe requests throttled in `keyframe.rs`; the latency header extensions are
 //! `header_ext.rs`, the DTLS certificate all sessions share `certificate.rs`. Each
 //! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
-//! (`link_report.rs`).
+//! (`link_report.rs`); each viewer's bandwidth estimate and the encoder's target are
+//! `congestion.rs`.
 
 pub mod candidate;
 pub mod certificate;
+pub mod congestion;
 mod connection;
 pub mod header_ext;
 pub mod keyframe;

@@ -20,6 +20,7 @@ use webrtc::peer_connection::{
 };
 
 use super::candidate::RemoteCandidates;
+use super::congestion::Congestion;
 use super::connection::{PcEvent, Track, add_tracks, build_connection};
 use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
@@ -72,6 +73,8 @@ pub struct SessionContext {
     pub outbox: Outbox,
     /// Signs answers with the viewer token.
     pub access: Arc<Access>,
+    /// Each viewer's bandwidth estimate, read to steer the encoder.
+    pub congestion: Congestion,
 }
 
 /// What the registry keeps per live session.
@@ -216,7 +219,8 @@ async fn run(
         return Err(SessionError::NoCodec("VP8"));
     }
     let (events_tx, events) = mpsc::unbounded_channel();
-    let pc = build_connection(&ctx.webrtc, events_tx).await?;
+    let congestion = ctx.congestion.join(Arc::clone(&stats));
+    let pc = build_connection(&ctx.webrtc, &congestion, events_tx).await?;
     let result = async {
         let tracks = add_tracks(&pc, &ctx).await?;
         let (answer, mut sending) = negotiate(&pc, id, offer, &tracks).await?;

@@ -7,7 +7,6 @@
 //! viewer subscribes is a keyframe.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use super::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
 use crate::media::STAGE_POLL;
 use crate::media::frame::{EncodedFrame, I420Frame, MediaFeed, MediaStats};
 use crate::media::pace::wall_clock;
+use crate::media::pipeline::VideoBitrate;
 use crate::media::slot::FrameSlot;
 
 /// RTP payload size: 1200-byte packets (a safe MTU through tunnels) less the 12-byte header.
@@ -36,7 +36,7 @@ pub struct VideoEncode {
     feed: MediaFeed,
     stats: Arc<MediaStats>,
     /// Congestion control's target, applied before the next frame.
-    bitrate_kbps: Arc<AtomicU32>,
+    bitrate: VideoBitrate,
     /// No viewer at the last frame: nothing was encoded.
     resting: bool,
 }
@@ -48,7 +48,7 @@ impl VideoEncode {
         started: Instant,
         feed: MediaFeed,
         stats: Arc<MediaStats>,
-        bitrate_kbps: Arc<AtomicU32>,
+        bitrate: VideoBitrate,
     ) -> Result<Self, Vp8Error> {
         Ok(Self {
             encoder: Vp8Encoder::new(&settings)?,
@@ -57,7 +57,7 @@ impl VideoEncode {
             started,
             feed,
             stats,
-            bitrate_kbps,
+            bitrate,
             resting: false,
         })
     }
@@ -97,7 +97,7 @@ impl VideoEncode {
         if frame.size() != (self.settings.width, self.settings.height) {
             self.resize(frame.width(), frame.height());
         }
-        let kbps = self.bitrate_kbps.load(Ordering::Relaxed);
+        let kbps = self.bitrate.kbps();
         if kbps != self.encoder.bitrate_kbps()
             && let Err(e) = self.encoder.set_bitrate_kbps(kbps)
         {

@@ -23,6 +23,8 @@ const STALLED_AFTER: u32 = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoOrigin {
     TestPattern,
+    /// The pattern under sensor noise.
+    NoisyTestPattern,
     Camera(PathBuf),
 }
 
@@ -78,9 +80,13 @@ impl VideoCapture {
     }
 
     /// The thread's body, until shutdown.
-    pub fn run(self, origin: VideoOrigin) {
+    pub fn run(mut self, origin: VideoOrigin) {
         match origin {
             VideoOrigin::TestPattern => self.pattern_forever(),
+            VideoOrigin::NoisyTestPattern => {
+                self.pattern = TestPattern::new(self.mode.width, self.mode.height).noisy();
+                self.pattern_forever()
+            }
             VideoOrigin::Camera(path) => self.camera_forever(&path),
         }
     }

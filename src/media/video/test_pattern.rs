@@ -89,6 +89,24 @@ pub struct TestPattern {
     band: (u32, u32),
     /// The background's luma along one row, before the per-row texture is added.
     ramp: Vec<u8>,
+    /// Sensor noise below the blocks, when asked for.
+    grain: Option<Grain>,
+}
+
+/// A camera sensor's noise: a different speckle on every frame, so the encoder spends
+/// its whole bitrate as it does on a real camera (the plain pattern is nearly still and
+/// fits in a few hundred kbit/s whatever the target). A linear congruential generator:
+/// cheap, and the same frames every run.
+#[derive(Debug, Clone, Copy)]
+struct Grain(u32);
+
+impl Grain {
+    fn sprinkle(&mut self, line: &mut [u8]) {
+        for px in line {
+            self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *px = px.saturating_add((self.0 >> 30) as u8);
+        }
+    }
 }
 
 impl TestPattern {
@@ -104,7 +122,15 @@ impl TestPattern {
             layout,
             band: (top & !1, band_height),
             ramp: (0..w).map(|x| (x * 200 / w) as u8 + 28).collect(),
+            grain: None,
         }
+    }
+
+    /// The pattern under sensor noise (see [`Grain`]): everything below the blocks is
+    /// repainted every frame.
+    pub fn noisy(mut self) -> Self {
+        self.grain = Some(Grain(1));
+        self
     }
 
     /// Paints the whole of frame `counter`, captured at `unix_ms`, into `frame` (which
@@ -127,21 +153,31 @@ impl TestPattern {
     }
 
     /// Paints frame `counter` into a buffer that holds an earlier frame of this pattern:
-    /// only the square's band and the blocks, a few percent of the picture.
+    /// only the square's band and the blocks, a few percent of the picture (all below the
+    /// blocks when noisy).
     pub fn update(&mut self, frame: &mut I420Frame, counter: u32, unix_ms: u64) {
         debug_assert_eq!(frame.size(), (self.width, self.height));
         let w = self.width as usize;
         let (top, side) = (self.band.0 as usize, self.band.1 as usize);
-        if side > 0 {
-            let travel = (w - side + 1) as u64;
-            let left = (u64::from(counter) * u64::from(STEP) % travel) as usize;
-            let y = frame.planes_mut().0;
-            for row in top..top + side {
-                let line = &mut y[row * w..(row + 1) * w];
-                self.background_row(line, row);
+        let travel = (w - side + 1) as u64;
+        let left = (u64::from(counter) * u64::from(STEP) % travel) as usize;
+        let rows = match self.grain {
+            Some(_) => top..self.height as usize,
+            None => top..top + side,
+        };
+        let mut grain = self.grain;
+        let y = frame.planes_mut().0;
+        for row in rows {
+            let line = &mut y[row * w..(row + 1) * w];
+            self.background_row(line, row);
+            if row < top + side {
                 line[left..left + side].fill(WHITE);
             }
+            if let Some(g) = &mut grain {
+                g.sprinkle(line);
+            }
         }
+        self.grain = grain;
         self.draw_blocks(frame, counter, unix_ms);
     }
 
@@ -296,6 +332,27 @@ mod tests {
             p.update(&mut reused, n, 2000 + u64::from(n));
             p.draw(&mut full, n, 2000 + u64::from(n));
             assert_eq!(reused.data(), full.data(), "frame {n}");
+        }
+    }
+
+    #[test]
+    fn noise_changes_every_frame_and_spares_the_blocks() {
+        let (w, h) = (320, 240);
+        let mut p = TestPattern::new(w, h).noisy();
+        let mut f = I420Frame::new(w, h);
+        p.draw(&mut f, 1, STAMPS[0]);
+        let first = f.y().to_vec();
+        p.update(&mut f, 1, STAMPS[0]);
+        let below_band = ((p.band.0 + p.band.1) * w) as usize;
+        assert_ne!(
+            first[below_band..],
+            f.y()[below_band..],
+            "the still part is noisy"
+        );
+        for n in [2, 0xABCDEF] {
+            p.update(&mut f, n, STAMPS[0]);
+            assert_eq!(read_counter(f.y(), w as usize, w, h), Some(n));
+            assert_eq!(read_stamp(f.y(), w as usize, w, h), Some(STAMPS[0]));
         }
     }
 
