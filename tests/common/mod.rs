@@ -7,6 +7,7 @@
 pub mod ffmpeg;
 pub mod jitter;
 pub mod netns;
+pub mod playback;
 pub mod turn;
 pub mod viewer;
 pub mod vm;
@@ -60,6 +61,38 @@ impl Lines {
             );
             guard = cv.wait_timeout(guard, left).unwrap().0;
         }
+    }
+
+    /// Waits for a line after the first `from` that `pick` accepts; `what` names it in
+    /// the panic. Returns what `pick` made of it.
+    pub fn wait_for_line<T>(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        pick: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        let (buf, cv) = &*self.0;
+        let mut guard = buf.lock().unwrap();
+        let mut seen = from;
+        loop {
+            if let Some(t) = guard.iter().skip(seen).find_map(|l| pick(l)) {
+                return t;
+            }
+            seen = guard.len().max(from);
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            guard = cv.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// How many lines have been printed so far.
+    pub fn len(&self) -> usize {
+        self.0.0.lock().unwrap().len()
     }
 
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {

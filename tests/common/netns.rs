@@ -156,16 +156,12 @@ impl Host {
         self.ns.ip(&["route", "del", "default"]);
     }
 
-    /// Limits what this host sends on the LAN to `rate` (tc syntax, e.g. `500kbit`) with a
-    /// token bucket: what a slow uplink does, queueing up to 50 ms, then dropping.
+    /// Limits what this host sends on the LAN to `rate`: a slow uplink (see
+    /// [`token_bucket`]).
     pub fn limit_upload(&self, rate: &str) {
-        self.run(
-            "tc",
-            &[
-                "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "10kb",
-                "latency", "50ms",
-            ],
-        );
+        let mut args = vec!["netns", "exec", self.namespace()];
+        args.extend(token_bucket("eth0", rate));
+        run("ip", &args);
     }
 
     /// Lifts [`Host::limit_upload`].
@@ -207,11 +203,20 @@ impl Host {
     }
 }
 
+/// `tc` words that hold what leaves `dev` to `rate` (tc syntax, e.g. `500kbit`) with a
+/// token bucket: what a slow link does, queueing up to 50 ms, then dropping.
+fn token_bucket<'a>(dev: &'a str, rate: &'a str) -> [&'a str; 13] {
+    [
+        "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "10kb",
+        "latency", "50ms",
+    ]
+}
+
 /// Hosts on one Ethernet segment; see the module comment.
 pub struct Lan {
     hosts: Vec<Host>,
     // Dropped last: the hosts' veth ends go with it.
-    _hub: Namespace,
+    hub: Namespace,
 }
 
 impl Lan {
@@ -244,7 +249,21 @@ impl Lan {
                 Host { ns, addr }
             })
             .collect();
-        Self { hosts, _hub: hub }
+        Self { hosts, hub }
+    }
+
+    /// Limits what reaches host `name` from the LAN to `rate`, as [`Host::limit_upload`]
+    /// does for what leaves a host: one viewer on a slow link, the others not.
+    pub fn limit_download(&self, name: &str, rate: &str) {
+        let i = self
+            .hosts
+            .iter()
+            .position(|h| h.namespace().ends_with(&format!("-{name}")))
+            .unwrap_or_else(|| panic!("no host {name} on this LAN"));
+        let port = format!("p{i}");
+        let mut args = vec!["netns", "exec", self.hub.0.as_str()];
+        args.extend(token_bucket(&port, rate));
+        run("ip", &args);
     }
 
     pub fn host(&self, name: &str) -> &Host {
