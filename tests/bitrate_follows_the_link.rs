@@ -87,6 +87,7 @@ fn encoder_target_follows_the_link_down_and_back_up() {
         v.plays(10, PLAYS).await;
 
         let capped = campeer.log.len();
+        let at = std::time::Instant::now();
         board.limit_upload(THIN);
         let down = target_after(
             &campeer.log,
@@ -95,14 +96,21 @@ fn encoder_target_follows_the_link_down_and_back_up() {
             "the target under the thin link",
             |k| k < THIN_KBPS,
         );
-        eprintln!("link down to {THIN}: video target {down} kbps");
+        eprintln!(
+            "link down to {THIN}: video target {down} kbps after {:?}",
+            at.elapsed()
+        );
 
         let lifted = campeer.log.len();
+        let at = std::time::Instant::now();
         board.limit_upload(FAT);
         let up = target_after(&campeer.log, lifted, UP_WITHIN, "the target back up", |k| {
             k >= UP_KBPS
         });
-        eprintln!("link back to {FAT}: video target {up} kbps");
+        eprintln!(
+            "link back to {FAT}: video target {up} kbps after {:?}",
+            at.elapsed()
+        );
         v.hang_up().await;
     });
 }
