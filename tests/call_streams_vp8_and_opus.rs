@@ -2,7 +2,8 @@
 //! frames decode in order with a rising counter, Opus audio plays the tone, and a PLI
 //! brings a keyframe; the answer takes the latency header extensions the viewer offers, and
 //! the packets carry them: playout-delay 0/0 on video, the capture time on both. Once as a
-//! watch-only page, once as the reference page that sends its own camera and microphone.
+//! watch-only page, once as the reference page that sends its own camera and microphone,
+//! whose media campeer declines: its answer only sends.
 //! (How soon these come is measured by benches/one_viewer.rs.)
 
 mod common;
@@ -66,6 +67,15 @@ async fn call_and_check(direction: Direction) {
         direction,
     )
     .await;
+    let answer = viewer
+        .answer()
+        .expect("the viewer applied campeer's answer");
+    assert_eq!(
+        media_directions(&answer),
+        ["sendonly", "sendonly"],
+        "audio and video, neither received:\n{answer}"
+    );
+
     let first = viewer.next_video(Duration::from_secs(5)).await;
     assert_eq!((first.width, first.height), (320, 240));
     assert!(first.keyframe, "a session starts on a keyframe");
@@ -93,6 +103,20 @@ async fn call_and_check(direction: Direction) {
     assert!(campeer.log.count("answer sent") >= 1);
 }
 
+/// Each media section's direction attribute, in order (`sendrecv` when it names none).
+fn media_directions(sdp: &str) -> Vec<&str> {
+    sdp.split("\r\nm=")
+        .skip(1)
+        .map(|section| {
+            section
+                .lines()
+                .filter_map(|l| l.strip_prefix("a="))
+                .find(|a| matches!(*a, "sendrecv" | "sendonly" | "recvonly" | "inactive"))
+                .unwrap_or("sendrecv")
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_only_viewer_gets_live_vp8_and_opus() {
     call_and_check(Direction::RecvOnly).await;
@@ -101,4 +125,20 @@ async fn watch_only_viewer_gets_live_vp8_and_opus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_page_sending_its_own_media_gets_live_vp8_and_opus() {
     call_and_check(Direction::SendRecv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_microphone_the_reference_pages_audio_section_is_inactive() {
+    let (_relay, _campeer, mut viewer) =
+        call_through_relay(&[("CAMPEER__AUDIO__SOURCE", "none")], Direction::SendRecv).await;
+    let answer = viewer
+        .answer()
+        .expect("the viewer applied campeer's answer");
+    assert_eq!(
+        media_directions(&answer),
+        ["inactive", "sendonly"],
+        "{answer}"
+    );
+    viewer.plays(2, Duration::from_secs(5)).await;
+    viewer.hang_up().await;
 }

@@ -26,7 +26,7 @@ use webrtc::peer_connection::{
     RTCConfigurationBuilder, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     SettingEngineBuilder,
 };
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpSender};
 
 use super::certificate;
 use super::congestion::{SessionCongestion, congestion_control};
@@ -61,8 +61,8 @@ impl PeerConnectionEventHandler for Events {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        // The reference page sends its own camera; nobody watches it here, but unread
-        // packets would pile up in the driver's queue and be logged as drops.
+        // The answer is sendonly (see `send_only`), so a page sends nothing; should one
+        // send anyway, unread packets would pile up in the driver's queue as drops.
         tokio::spawn(async move {
             while !matches!(track.poll().await, None | Some(TrackRemoteEvent::OnEnded)) {}
         });
@@ -283,4 +283,29 @@ pub(super) async fn add_tracks(
         });
     }
     Ok(tracks)
+}
+
+/// Turns every transceiver the offer made into one that only sends: campeer consumes
+/// no media, so the answer says `sendonly` where it sends and `inactive` where it does
+/// not (an m-line it has no feed for). webrtc-rs would otherwise answer the reference
+/// page's `sendrecv` offer with `sendrecv`, and the page's camera and microphone would
+/// flow into the board for nothing. Called between applying the offer and answering.
+pub(super) async fn send_only(pc: &impl PeerConnection) -> Result<(), SessionError> {
+    for transceiver in pc.get_transceivers().await {
+        let sends = transceiver
+            .sender()
+            .await
+            .map_err(webrtc_err("transceiver sender"))?
+            .is_some();
+        let direction = if sends {
+            RTCRtpTransceiverDirection::Sendonly
+        } else {
+            RTCRtpTransceiverDirection::Inactive
+        };
+        transceiver
+            .set_direction(direction)
+            .await
+            .map_err(webrtc_err("transceiver direction"))?;
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ use webrtc::peer_connection::{
 
 use super::candidate::RemoteCandidates;
 use super::congestion::Congestion;
-use super::connection::{PcEvent, Track, add_tracks, build_connection};
+use super::connection::{PcEvent, Track, add_tracks, build_connection, send_only};
 use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
 use super::link_report;
@@ -251,6 +251,7 @@ async fn negotiate(
     pc.set_remote_description(offer)
         .await
         .map_err(webrtc_err("apply offer"))?;
+    send_only(pc).await?;
     let answer = pc
         .create_answer(None)
         .await
