@@ -40,6 +40,7 @@ pub struct Config {
     pub video: VideoConfig,
     pub audio: AudioConfig,
     pub webrtc: WebrtcConfig,
+    pub session: SessionConfig,
     pub access: AccessConfig,
     pub status: StatusConfig,
 }
@@ -228,6 +229,67 @@ pub struct WebrtcConfig {
     pub udp_port_range: Option<[u16; 2]>,
     /// Viewers served at once; an offer beyond that is refused with a warning.
     pub max_sessions: usize,
+}
+
+/// What one viewer's session may take from the room before it plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Seconds a viewer has from its offer to a connection; then its slot is freed.
+    pub handshake_timeout: Seconds,
+    /// Remote candidates one session applies at most; the rest are refused and counted.
+    pub max_remote_candidates: usize,
+}
+
+impl SessionConfig {
+    /// The bounds of `session.handshake_timeout`: TURN from a phone can take 5 s; a slot
+    /// held longer by a caller that never connects is a slot a flood can keep.
+    const HANDSHAKE_SECONDS: std::ops::RangeInclusive<u64> = 2..=60;
+    /// The bounds of `session.max_remote_candidates`: a browser gathers a handful per
+    /// interface and ICE server.
+    const REMOTE_CANDIDATES: std::ops::RangeInclusive<usize> = 1..=256;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let (secs, range) = (self.handshake_timeout.0, Self::HANDSHAKE_SECONDS);
+        if !range.contains(&secs) {
+            return Err(invalid(
+                "session.handshake_timeout",
+                format!(
+                    "{secs}: must be {}..={} seconds",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        let (n, range) = (self.max_remote_candidates, Self::REMOTE_CANDIDATES);
+        if !range.contains(&n) {
+            return Err(invalid(
+                "session.max_remote_candidates",
+                format!("{n}: must be {}..={}", range.start(), range.end()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Seconds(10),
+            max_remote_candidates: 32,
+        }
+    }
+}
+
+/// A whole number of seconds, as the config file writes durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seconds(pub u64);
+
+impl Seconds {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
 }
 
 /// The most `webrtc.max_sessions` may say: each session is a PeerConnection with its own
@@ -627,6 +689,7 @@ impl Config {
                 format!("must be 1 to {MAX_SESSIONS}"),
             ));
         }
+        self.session.validate()?;
         self.access.validate()?;
         // The embedded server on every interface is the whole LAN's; only the token
         // keeps it private.
@@ -672,6 +735,7 @@ impl Config {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut f = tempfile::NamedTempFile::with_suffix(".toml").expect("temp file");
@@ -791,6 +855,31 @@ mod tests {
         let e = err("[webrtc]\nmax_sessions = 100000\n", &[]);
         assert!(e.contains("webrtc.max_sessions") && e.contains("64"), "{e}");
         assert!(load_str("[webrtc]\nmax_sessions = 64\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn session_limits_are_bounded_and_refusals_name_the_key() {
+        let c = load_str("", &[]).unwrap();
+        assert_eq!(
+            c.session.handshake_timeout.duration(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(c.session.max_remote_candidates, 32);
+        let c = load_str(
+            "[session]\nhandshake_timeout = 20\n",
+            &[("CAMPEER__SESSION__MAX_REMOTE_CANDIDATES", "8")],
+        )
+        .unwrap();
+        assert_eq!(c.session.handshake_timeout, Seconds(20));
+        assert_eq!(c.session.max_remote_candidates, 8);
+        for bad in ["0", "1", "61", "\"10s\""] {
+            let e = err(&format!("[session]\nhandshake_timeout = {bad}\n"), &[]);
+            assert!(e.contains("handshake_timeout"), "{bad}: {e}");
+        }
+        for bad in ["0", "257", "-1"] {
+            let e = err(&format!("[session]\nmax_remote_candidates = {bad}\n"), &[]);
+            assert!(e.contains("max_remote_candidates"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -145,6 +145,7 @@ async fn serve_reporting(
         &cfg,
         SessionContext {
             webrtc: Arc::new(cfg.webrtc.clone()),
+            session: cfg.session,
             video: pipeline.video(),
             audio: pipeline.audio(),
             keyframes: Keyframes::new(pipeline.video()),

@@ -166,6 +166,7 @@ fn offer_checks(sdp: &str, session: &SessionId) {
 
 fn candidate_checks(c: &Candidate) {
     let _ = c.session();
+    let _ = campeer::session::candidate::RemoteCandidates::new(32, false).admit(&c.candidate);
     if c.is_end_of_candidates() {
         return;
     }

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::candidate::{Refused, RemoteCandidates};
+use super::candidate::{Refused, RefusedTally, RemoteCandidates};
 use crate::signaling::protocol::Candidate;
 
 /// Where a session is.
@@ -159,6 +159,11 @@ impl Machine {
         Remote::Apply(candidate)
     }
 
+    /// The remote candidates refused so far, by reason.
+    pub fn refused_candidates(&self) -> RefusedTally {
+        self.remote.refused()
+    }
+
     /// The connection changed; returns `true` when media should start now (the first
     /// connection only).
     pub fn link(&mut self, link: Link, now: Instant) -> bool {
@@ -220,7 +225,7 @@ mod tests {
     fn machine() -> (Machine, Instant) {
         let t0 = Instant::now();
         (
-            Machine::new(t0, HANDSHAKE, RemoteCandidates::new(false)),
+            Machine::new(t0, HANDSHAKE, RemoteCandidates::new(32, false)),
             t0,
         )
     }

@@ -29,15 +29,12 @@ use super::machine::{Ending, Link, Machine, Remote};
 use super::send::{Sending, start_media, subscribe_video_early};
 use super::stats::{LinkState, SessionStats};
 use crate::access::Access;
-use crate::config::WebrtcConfig;
+use crate::config::{SessionConfig, WebrtcConfig};
 use crate::media::{MediaFeed, MediaKind};
 use crate::sdp;
 use crate::signaling::Outbox;
 use crate::signaling::protocol::{Candidate, SessionId};
 
-/// A viewer that has not connected by then has gone away, cannot reach us, or never
-/// meant to: its slot is given back.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a session reads its link's RTT, loss and remote end from webrtc-rs.
 const LINK_REPORT_EVERY: Duration = Duration::from_secs(2);
 
@@ -66,6 +63,9 @@ pub(super) fn webrtc_err(
 #[derive(Clone)]
 pub struct SessionContext {
     pub webrtc: Arc<WebrtcConfig>,
+    /// The handshake deadline (a viewer not connected by then has gone away, cannot
+    /// reach us, or never meant to: its slot is given back) and the candidate limit.
+    pub session: SessionConfig,
     pub video: MediaFeed,
     pub audio: Option<MediaFeed>,
     /// The video's keyframe requests, throttled across all sessions.
@@ -314,11 +314,16 @@ async fn drive(
     stats: Arc<SessionStats>,
     cancel: &CancellationToken,
 ) -> Ending {
-    let remote = RemoteCandidates::new(ctx.webrtc.bind.is_loopback());
+    let limits = ctx.session;
+    let remote = RemoteCandidates::new(limits.max_remote_candidates, ctx.webrtc.bind.is_loopback());
     let media = cancel.child_token();
     let _stop_media = media.clone().drop_guard();
     let mut edge = Edge {
-        machine: Machine::new(inputs.offer_received, HANDSHAKE_TIMEOUT, remote),
+        machine: Machine::new(
+            inputs.offer_received,
+            limits.handshake_timeout.duration(),
+            remote,
+        ),
         ctx,
         names: answer.names,
         sending,
@@ -334,6 +339,10 @@ async fn drive(
     }
     loop {
         if let Some(ending) = edge.machine.ended() {
+            let refused = edge.machine.refused_candidates();
+            if refused.total() > 0 {
+                info!(%refused, "remote candidates not applied");
+            }
             return ending;
         }
         let deadline = edge.machine.deadline().map(tokio::time::Instant::from_std);
