@@ -62,6 +62,9 @@ pub struct SignalingConfig {
     pub url: Option<String>,
     pub room: RoomId,
     pub listen: std::net::SocketAddr,
+    /// PEM certificates trusted for an `https`/`wss` relay besides the system's roots
+    /// (a relay with a self-signed certificate, or a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A room as the relay sees it: a bare JSON value whose type matters, because Socket.IO
@@ -460,6 +463,7 @@ impl Default for SignalingConfig {
             // The reference viewer page joins the number 1.
             room: RoomId::number(1),
             listen: std::net::SocketAddr::from(([0, 0, 0, 0], 3000)),
+            ca_file: None,
         }
     }
 }
@@ -584,6 +588,20 @@ impl Config {
             }
             if parsed.host_str().is_none_or(str::is_empty) {
                 return Err(invalid("signaling.url", format!("{url:?}: no host")));
+            }
+        }
+        if let Some(ca) = &self.signaling.ca_file {
+            let secure = self.signaling.url.as_deref().is_some_and(|u| {
+                url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "https" | "wss"))
+            });
+            if !secure {
+                return Err(invalid(
+                    "signaling.ca_file",
+                    format!(
+                        "{}: only for an https or wss signaling.url, which is not set",
+                        ca.display()
+                    ),
+                ));
             }
         }
         match &self.signaling.room.0 {
@@ -831,6 +849,10 @@ mod tests {
             .contains("username")
         );
         assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
+        let ca_for_http = "[signaling]\nurl = \"http://relay:3000\"\nca_file = \"/etc/ca.pem\"\n";
+        assert!(err(ca_for_http, &[]).contains("signaling.ca_file"));
+        let ca_for_https = "[signaling]\nurl = \"https://relay:3000\"\nca_file = \"/etc/ca.pem\"\n";
+        assert!(load_str(ca_for_https, &[]).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::session::congestion::{self, Congestion};
 use crate::session::keyframe::Keyframes;
 use crate::session::peer::{self, SessionContext, SessionHandle};
 use crate::session::registry::{Limits, Registry, Route};
+use crate::signaling::client::trust;
 use crate::signaling::protocol::{RoomEvent, SessionId};
 use crate::signaling::{Signaller, SocketIo};
 use crate::status::rates::RateMeter;
@@ -39,9 +40,28 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let room = cfg.signaling.room.clone();
     let status = StatusSource::channel();
     match cfg.signaling.url.clone() {
-        Some(url) => serve_reporting(cfg, access, SocketIo { url, room }, status, cancel).await,
+        Some(url) => {
+            let tls = relay_trust(cfg.signaling.ca_file.clone()).await?;
+            let relay = SocketIo { url, room, tls };
+            serve_reporting(cfg, access, relay, status, cancel).await
+        }
         None => serve_embedded(cfg, access, status, cancel).await,
     }
+}
+
+/// The TLS connector trusting `signaling.ca_file` besides the system's roots; `None`
+/// when no file is set. A file that cannot be used stops campeer at start.
+async fn relay_trust(
+    ca_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<native_tls::TlsConnector>> {
+    let Some(path) = ca_file else {
+        return Ok(None);
+    };
+    // A file: off the async workers.
+    let connector = tokio::task::spawn_blocking(move || trust::connector(&path))
+        .await
+        .context("loading signaling.ca_file")??;
+    Ok(Some(connector))
 }
 
 /// Serves the relay and viewer page on `signaling.listen`, campeer seated in its room.

@@ -8,6 +8,7 @@
 //! [`Backoff`], and bounds each attempt with [`CONNECT_TIMEOUT`].
 
 mod backoff;
+pub mod trust;
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ClientSettings {
     pub url: String,
     pub room: RoomId,
+    /// For an https or wss relay: the system's roots and `signaling.ca_file`
+    /// ([`trust::connector`]). `None`: the system's roots alone.
+    pub tls: Option<native_tls::TlsConnector>,
     /// Counts room joins (the first, and one after every reconnect).
     pub joins: watch::Sender<u64>,
 }
@@ -113,7 +117,14 @@ async fn connect(
         .await
         .map_err(|_| timed_out())?
         // rust_socketio errors may name the URL as given; keep its credentials out of logs.
-        .map_err(|e| redact::url_credentials_in(&with_causes(&e), &settings.url))?;
+        .map_err(|e| redact::url_credentials_in(&with_causes(&e), &settings.url))
+        .map_err(|e| match trust::is_certificate_failure(&e) {
+            true => format!(
+                "the relay's TLS certificate is not trusted ({e}); \
+                 signaling.ca_file can name the CA that signed it"
+            ),
+            false => e,
+        })?;
     let joined = tokio::select! {
         _ = link.joined.cancelled() => Ok(client.clone()),
         _ = link.lost.cancelled() => Err("the relay closed the connection before the room was joined".to_owned()),
@@ -127,11 +138,15 @@ async fn connect(
 }
 
 /// `e` and its sources: rust_socketio's own message ("EngineIO Error") says little.
+/// A cause whose text is already there (reqwest repeats its own) is left out.
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        text = format!("{text}: {cause}");
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
         source = cause.source();
     }
     text
@@ -177,7 +192,11 @@ fn builder(
     let (joined, lost_on_close, lost_on_error) =
         (link.joined.clone(), link.lost.clone(), link.lost.clone());
     let url = settings.url.clone();
-    let mut b = ClientBuilder::new(settings.url.clone())
+    let mut b = ClientBuilder::new(settings.url.clone());
+    if let Some(tls) = &settings.tls {
+        b = b.tls_config(tls.clone());
+    }
+    b = b
         .reconnect(false)
         .reconnect_on_disconnect(false)
         .on("open", move |_, client: Client| {

@@ -80,6 +80,8 @@ pub trait Signaller: Send + 'static {
 pub struct SocketIo {
     pub url: String,
     pub room: RoomId,
+    /// See [`client::ClientSettings::tls`].
+    pub tls: Option<native_tls::TlsConnector>,
 }
 
 impl Signaller for SocketIo {
@@ -90,6 +92,7 @@ impl Signaller for SocketIo {
         let settings = client::ClientSettings {
             url: self.url,
             room: self.room,
+            tls: self.tls,
             joins: joins_tx,
         };
         let task = tokio::spawn(client::run(settings, events_tx, outbox_rx, cancel));

@@ -129,6 +129,7 @@ pub fn free_port() -> u16 {
 /// The field relay of PROTOCOL.md: `tests/relay/relay.js` on Node's socket.io.
 pub struct Relay {
     child: Child,
+    scheme: &'static str,
     host: String,
     pub port: u16,
     pub out: Lines,
@@ -140,18 +141,28 @@ impl Relay {
     }
 
     pub fn start_on(port: u16) -> Self {
-        Self::spawn(&[], "127.0.0.1", port)
+        Self::spawn(&[], "127.0.0.1", port, None)
     }
 
     /// The relay in a host of a test's LAN, on that host's address.
     pub fn start_in(host: &netns::Host) -> Self {
-        Self::spawn(&host.wrapper(), &host.addr.to_string(), 0)
+        Self::spawn(&host.wrapper(), &host.addr.to_string(), 0, None)
     }
 
-    /// Runs the relay under `wrapper` (words put before `node`), listening on `host`.
-    fn spawn(wrapper: &[&str], host: &str, port: u16) -> Self {
+    /// The relay over https on loopback, with this PEM certificate and key.
+    pub fn start_https(cert: &Path, key: &Path) -> Self {
+        Self::spawn(&[], "127.0.0.1", 0, Some((cert, key)))
+    }
+
+    /// Runs the relay under `wrapper` (words put before `node`), listening on `host`,
+    /// over https with `tls`'s certificate and key if given.
+    fn spawn(wrapper: &[&str], host: &str, port: u16, tls: Option<(&Path, &Path)>) -> Self {
         let mut words = wrapper.iter().copied().chain(["node"]);
-        let mut child = Command::new(words.next().expect("a program"))
+        let mut cmd = Command::new(words.next().expect("a program"));
+        if let Some((cert, key)) = tls {
+            cmd.env("TLS_CERT", cert).env("TLS_KEY", key);
+        }
+        let mut child = cmd
             .args(words)
             .arg(repo().join("tests/relay/relay.js"))
             .env("HOST", host)
@@ -170,6 +181,7 @@ impl Relay {
             .expect("relay prints its port");
         Self {
             child,
+            scheme: if tls.is_some() { "https" } else { "http" },
             host: host.to_owned(),
             port,
             out,
@@ -177,7 +189,7 @@ impl Relay {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}:{}", self.host, self.port)
+        format!("{}://{}:{}", self.scheme, self.host, self.port)
     }
 
     /// Waits for the `n`th join of room 1 this relay has seen (campeer's, while no

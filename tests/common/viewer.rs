@@ -667,12 +667,25 @@ pub struct RoomLink {
 impl RoomLink {
     /// Joins `room` on the relay at `url`.
     pub async fn relay(url: &str, room: Value) -> RoomLink {
+        Self::relay_trusting(url, room, None).await
+    }
+
+    /// [`RoomLink::relay`] to an https relay whose certificate `tls` trusts.
+    pub async fn relay_trusting(
+        url: &str,
+        room: Value,
+        tls: Option<native_tls::TlsConnector>,
+    ) -> RoomLink {
         // One channel for both, so they are handled in the order the relay sent them.
         let (answer_tx, hear) = mpsc::unbounded_channel::<(bool, Value)>();
         let rcand_tx = answer_tx.clone();
         let (joined_tx, mut joined) = mpsc::unbounded_channel::<()>();
         let room_for_join = room.clone();
-        let connect = ClientBuilder::new(url)
+        let mut builder = ClientBuilder::new(url);
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
+        let connect = builder
             .auth(json!({ "token": super::TEST_TOKEN }))
             .on("open", move |_, c: Client| {
                 let room = room_for_join.clone();

@@ -2,11 +2,16 @@
 // messages forwarded to everybody else in the sender's room. It prints
 // "listening PORT" once it accepts connections (PORT=0 picks a free port; HOST, the
 // address, is 127.0.0.1 unless set) and "join ROOM" for each join, so that tests wait on
-// events instead of sleeping.
+// events instead of sleeping. TLS_CERT and TLS_KEY (PEM files) make it serve https.
 const { Server } = require("socket.io");
-const http = require("http");
+const fs = require("fs");
 
-const server = http.createServer();
+const server = process.env.TLS_CERT
+  ? require("https").createServer({
+      cert: fs.readFileSync(process.env.TLS_CERT),
+      key: fs.readFileSync(process.env.TLS_KEY),
+    })
+  : require("http").createServer();
 const io = new Server(server, { cors: { origin: "*" } });
 
 io.on("connection", (socket) => {
