@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::access::Access;
 use crate::config::Config;
@@ -175,6 +175,8 @@ async fn serve_reporting(
         },
         &cancel,
     );
+    let mut media_ended = pipeline.ended();
+    let mut broken = None;
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
     let mut last_status = Instant::now();
     let mut systemd = Notifier::from_env();
@@ -194,6 +196,12 @@ async fn serve_reporting(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            // A dead stage leaves viewers a frozen track: stop, with an error, so that
+            // systemd (Restart=on-failure) starts campeer afresh.
+            Ok(ended) = media_ended.wait_for(Option::is_some) => {
+                broken = ended.clone();
+                break;
+            }
             Some(ev) = room.events.recv() => sessions.on_room_event(ev),
             Ok(()) = room.joins.changed() => systemd.ready(&status(&sessions)),
             Some(id) = sessions.ended.recv() => sessions.on_ended(&id),
@@ -228,7 +236,10 @@ async fn serve_reporting(
         }
     }
 
-    info!(viewers = sessions.len(), "shutting down");
+    match &broken {
+        Some(ended) => error!(viewers = sessions.len(), "{ended}: shutting down"),
+        None => info!(viewers = sessions.len(), "shutting down"),
+    }
     systemd.stopping();
     sessions.close_all().await;
     let _ = room.task.await;
@@ -239,6 +250,9 @@ async fn serve_reporting(
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await
         .context("joining the media threads")?;
+    if let Some(ended) = broken {
+        return Err(anyhow::Error::new(ended).context("the media pipeline broke"));
+    }
     info!("stopped");
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Talks to systemd when it runs campeer as a `Type=notify` service: READY once media
 //! runs, a STATUS line with the viewer count, watchdog keep-alives from the daemon's
-//! main loop while encoded frames keep coming (a hung loop or a dead media thread stops
-//! them and systemd restarts campeer), STOPPING on shutdown. Without `NOTIFY_SOCKET`
+//! main loop while encoded frames keep coming (a hung loop or a stalled stage stops them
+//! and systemd restarts campeer; a stage that dies outright ends the daemon with an
+//! error, see `media::threads`), STOPPING on shutdown. Without `NOTIFY_SOCKET`
 //! every call is a no-op.
 
 use std::time::{Duration, Instant};

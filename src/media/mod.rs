@@ -9,6 +9,7 @@ pub mod frame;
 pub mod pace;
 pub mod pipeline;
 pub mod slot;
+pub mod threads;
 pub mod video;
 
 pub use frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};

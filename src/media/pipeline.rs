@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -21,6 +20,7 @@ use super::audio::opus::OpusEncoder;
 use super::audio::source::{AudioCapture, AudioOrigin, TONE_HZ};
 use super::frame::{I420Frame, MediaFeed, MediaKind, MediaStats};
 use super::slot::FrameSlot;
+use super::threads::{Ended, MediaThreads};
 use super::video::encode::VideoEncode;
 use super::video::source::{VideoCapture, VideoMode, VideoOrigin};
 use super::video::v4l2;
@@ -138,7 +138,7 @@ pub struct MediaPipeline {
     stats: Arc<MediaStats>,
     bitrate: VideoBitrate,
     cancel: CancellationToken,
-    threads: Vec<JoinHandle<()>>,
+    threads: MediaThreads,
 }
 
 impl MediaPipeline {
@@ -156,8 +156,8 @@ impl MediaPipeline {
                 .then(|| MediaFeed::new(MediaKind::Audio)),
             stats: Arc::default(),
             bitrate: VideoBitrate::new(video.start_bitrate_kbps()),
+            threads: MediaThreads::new(cancel.clone()),
             cancel,
-            threads: Vec::new(),
         };
         // On any error below, Drop cancels and joins what already started.
         pipeline.start_video(video, video_origin)?;
@@ -191,19 +191,15 @@ impl MediaPipeline {
         self.bitrate.clone()
     }
 
-    /// Stops every thread and waits for them.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// Changes when a media thread ends before shutdown (see [`MediaThreads`]): the
+    /// pipeline is broken, and campeer stops for its service manager to restart it.
+    pub fn ended(&self) -> Ended {
+        self.threads.ended()
     }
 
-    fn stop(&mut self) {
-        self.cancel.cancel();
-        for t in self.threads.drain(..) {
-            let name = t.thread().name().unwrap_or("media").to_owned();
-            if t.join().is_err() {
-                warn!(thread = name, "media thread panicked");
-            }
-        }
+    /// Stops every thread and waits for them.
+    pub fn shutdown(mut self) {
+        self.threads.stop();
     }
 
     fn spawn(
@@ -211,12 +207,9 @@ impl MediaPipeline {
         name: &'static str,
         body: impl FnOnce() + Send + 'static,
     ) -> Result<(), PipelineError> {
-        let handle = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(body)
-            .map_err(|source| PipelineError::Spawn { name, source })?;
-        self.threads.push(handle);
-        Ok(())
+        self.threads
+            .spawn(name, body)
+            .map_err(|source| PipelineError::Spawn { name, source })
     }
 
     /// The encoder first (its errors are the likely ones), then the source.
@@ -296,7 +289,7 @@ impl MediaPipeline {
 
 impl Drop for MediaPipeline {
     fn drop(&mut self) {
-        self.stop();
+        self.threads.stop();
     }
 }
 
