@@ -1,5 +1,6 @@
-//! Garbage from the room (PROTOCOL.md's "bad input") gets a logged warning each and never
-//! harms the call already running: a viewer keeps decoding frames throughout.
+//! Garbage from the room (PROTOCOL.md's "bad input") gets a logged warning (a few lines
+//! a second at most, the rest counted) and never harms the call already running: a
+//! viewer keeps decoding frames throughout.
 
 mod common;
 

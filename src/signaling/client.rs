@@ -10,6 +10,7 @@
 mod backoff;
 pub mod trust;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::log_limit::LogLimit;
 use super::protocol::{
     self, Outgoing, RECEIVE_ANSWER, RECEIVE_CANDIDATE, RECEIVE_OFFER, RoomEvent,
 };
@@ -30,6 +32,8 @@ pub use backoff::Backoff;
 /// How long one attempt may take from the first request to the room joined: a relay
 /// that accepts TCP and then says nothing must not hold campeer forever.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Log lines a second about room input that is dropped; the rest are counted.
+const DROPPED_LINES: u32 = 5;
 /// How long a goodbye to a relay that may be gone may take.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -240,34 +244,54 @@ fn builder(
             }
             .boxed()
         });
+    let dropped = Arc::new(Mutex::new(LogLimit::new(
+        Duration::from_secs(1),
+        DROPPED_LINES,
+    )));
     for event in [RECEIVE_OFFER, RECEIVE_CANDIDATE, RECEIVE_ANSWER] {
-        let events = events.clone();
+        let (events, dropped) = (events.clone(), Arc::clone(&dropped));
         b = b.on(event, move |payload, _| {
-            let events = events.clone();
-            async move { forward(event, payload, &events) }.boxed()
+            let (events, dropped) = (events.clone(), Arc::clone(&dropped));
+            async move { forward(event, payload, &events, &dropped) }.boxed()
         });
     }
     b
 }
 
-fn forward(event: &'static str, payload: Payload, events: &mpsc::Sender<RoomEvent>) {
+/// Hands a relay event to the daemon, or says why not: in at most [`DROPPED_LINES`] lines
+/// a second, so that a member flooding the room with garbage cannot flood the log.
+fn forward(
+    event: &'static str,
+    payload: Payload,
+    events: &mpsc::Sender<RoomEvent>,
+    dropped: &Mutex<LogLimit>,
+) {
+    let Err(why) = deliver(event, payload, events) else {
+        return;
+    };
+    let admitted = dropped
+        .lock()
+        .map_or(Some(0), |mut limit| limit.admit(Instant::now()));
+    if let Some(more) = admitted {
+        warn!(event, dropped_since_last = more, "signaling: {why}");
+    }
+}
+
+fn deliver(
+    event: &'static str,
+    payload: Payload,
+    events: &mpsc::Sender<RoomEvent>,
+) -> Result<(), String> {
     let values = match payload {
         Payload::Text(values) => values,
         #[allow(deprecated)]
         Payload::String(s) => vec![Value::String(s)],
-        Payload::Binary(_) => {
-            warn!(event, "signaling: binary payload ignored");
-            return;
-        }
+        Payload::Binary(_) => return Err("binary payload ignored".into()),
     };
-    match protocol::parse(event, &values) {
-        Ok(ev) => {
-            if let Err(e) = events.try_send(ev) {
-                warn!(event, "signaling: room event dropped: {e}");
-            }
-        }
-        Err(e) => warn!("signaling: ignoring bad message: {e}"),
-    }
+    let ev = protocol::parse(event, &values).map_err(|e| format!("ignoring bad message: {e}"))?;
+    events
+        .try_send(ev)
+        .map_err(|e| format!("room event dropped: {e}"))
 }
 
 /// An error payload for the log, at most [`DESCRIBE_MAX`] characters: it may carry
@@ -279,10 +303,7 @@ fn describe(payload: &Payload) -> String {
         Payload::String(s) => s.clone(),
         Payload::Binary(b) => format!("{} bytes", b.len()),
     };
-    match text.char_indices().nth(DESCRIBE_MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+    protocol::bounded(&text, DESCRIBE_MAX)
 }
 
 const DESCRIBE_MAX: usize = 300;

@@ -6,6 +6,7 @@
 pub mod addresses;
 pub mod client;
 pub mod direct;
+mod log_limit;
 pub mod protocol;
 #[cfg(feature = "embedded-server")]
 pub mod server;

@@ -18,6 +18,22 @@ pub const MAX_CANDIDATE_BYTES: usize = 2 * 1024;
 pub const MAX_MID_BYTES: usize = 64;
 /// RFC 8839 caps an ICE ufrag at 256 characters.
 pub const MAX_UFRAG_BYTES: usize = 256;
+/// Room text quoted in an error (a serde message quotes the value it refused) is cut
+/// here, so a megabyte payload is never a megabyte log line.
+pub const MAX_QUOTED_CHARS: usize = 120;
+
+/// `text` cut to `max` characters, an ellipsis marking the cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// What serde said about a payload, bounded: see [`MAX_QUOTED_CHARS`].
+fn detail(e: &serde_json::Error) -> String {
+    bounded(&e.to_string(), MAX_QUOTED_CHARS)
+}
 
 /// Names one viewer's session: the ICE username fragment of its offer, which its
 /// candidates repeat in `usernameFragment`.
@@ -127,7 +143,7 @@ fn first_object(event: &'static str, payload: &[Value]) -> Result<Value, Protoco
     let value = match first {
         Value::String(s) => serde_json::from_str(s).map_err(|e| ProtocolError::NotJson {
             event,
-            detail: e.to_string(),
+            detail: detail(&e),
         })?,
         other => other.clone(),
     };
@@ -165,10 +181,13 @@ fn parse_offer(body: Value) -> Result<RoomEvent, ProtocolError> {
     }
     let Envelope { offer } = serde_json::from_value(body).map_err(|e| ProtocolError::Shape {
         event: RECEIVE_OFFER,
-        detail: e.to_string(),
+        detail: detail(&e),
     })?;
     if offer.kind != "offer" {
-        return Err(ProtocolError::NotAnOffer(offer.kind));
+        return Err(ProtocolError::NotAnOffer(bounded(
+            &offer.kind,
+            MAX_QUOTED_CHARS,
+        )));
     }
     if offer.sdp.len() > MAX_SDP_BYTES {
         return Err(ProtocolError::TooLarge {
@@ -195,7 +214,7 @@ fn parse_candidate(body: Value) -> Result<RoomEvent, ProtocolError> {
     let Envelope { candidate } =
         serde_json::from_value(body).map_err(|e| ProtocolError::Shape {
             event: RECEIVE_CANDIDATE,
-            detail: e.to_string(),
+            detail: detail(&e),
         })?;
     let fields = [
         ("candidate", Some(&candidate.candidate), MAX_CANDIDATE_BYTES),
@@ -380,5 +399,37 @@ mod tests {
             json!({ "candidate": { "candidate": "candidate:x", "sdpMid": "0",
                 "sdpMLineIndex": 0, "usernameFragment": "loc1" }, "room": 1 })
         );
+    }
+
+    #[test]
+    fn errors_quote_no_more_than_a_line_of_room_text() {
+        let huge = "x".repeat(1_000_000);
+        let payloads = [
+            (
+                RECEIVE_OFFER,
+                json!({ "offer": { "type": huge, "sdp": "v=0" } }),
+            ),
+            (
+                RECEIVE_OFFER,
+                json!({ "offer": { "type": "offer", "sdp": 7 }, "pad": huge }),
+            ),
+            (
+                RECEIVE_CANDIDATE,
+                json!({ "candidate": { "candidate": "c", "sdpMLineIndex": huge } }),
+            ),
+            (RECEIVE_CANDIDATE, json!(format!("{{{huge}"))),
+        ];
+        for (event, payload) in payloads {
+            let e = parse(event, &[payload]).expect_err("refused").to_string();
+            assert!(
+                e.len() < 4 * MAX_QUOTED_CHARS,
+                "{} bytes: {}",
+                e.len(),
+                &e[..200]
+            );
+        }
+        assert_eq!(bounded("abcdef", 3), "abc…");
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("ééé", 2), "éé…");
     }
 }
