@@ -5,7 +5,8 @@
 //! Socket.IO room names are strings, while PROTOCOL.md rooms are JSON values whose type
 //! matters; a room is keyed by its JSON text, so `1` and `"1"` stay different rooms.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::header;
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::seat::Seat;
 use crate::access::Access;
+use crate::signaling::log_limit::LogLimit;
 
 /// Each message a client may send, the field of it that is forwarded, and the event the
 /// rest of the room receives it as.
@@ -70,10 +72,20 @@ pub(super) fn room_key(room: &Value) -> String {
 /// in order, as the single-threaded Node relay does.
 pub(super) fn relay(io: &SocketIo, access: Arc<Access>, seat: Seat) {
     let io2 = io.clone();
+    // A connect flood is told in a few lines a second, the rest counted.
+    let refusals = Arc::new(Mutex::new(LogLimit::new(Duration::from_secs(1), 5)));
     let register = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let admitted = admit(&io2, &access, &s, auth.as_ref().ok());
-        if admitted.is_ok() {
-            register_handlers(&io2, &s, &seat);
+        match &admitted {
+            Ok(()) => register_handlers(&io2, &s, &seat),
+            Err(refused) => {
+                let logged = refusals
+                    .lock()
+                    .map_or(Some(0), |mut l| l.admit(Instant::now()));
+                if let Some(more) = logged {
+                    refused.log(&s, more);
+                }
+            }
         }
         std::future::ready(admitted)
     };
@@ -95,6 +107,22 @@ enum SocketRefused {
     Full,
 }
 
+impl SocketRefused {
+    /// A page without its token is an everyday sight (it asks for the token); the rest
+    /// are warnings. `more`: refusals not logged since the last line.
+    fn log(&self, s: &SocketRef, more: u64) {
+        match self {
+            Self::Token => info!(sid = %s.id, more, "relay: socket refused: no valid token"),
+            Self::Origin => {
+                warn!(sid = %s.id, more, "relay: socket refused: its origin is not allowed")
+            }
+            Self::Full => {
+                warn!(sid = %s.id, more, "relay: socket refused: {MAX_SOCKETS} are connected")
+            }
+        }
+    }
+}
+
 /// The connect check: the `Origin` a browser sends is the page's own or an allowed one,
 /// and the `auth` payload carries the token (always needed, browser or not).
 fn admit(
@@ -106,15 +134,12 @@ fn admit(
     let headers = &s.req_parts().headers;
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if !access.admits_origin(text(header::ORIGIN), text(header::HOST)) {
-        warn!(sid = %s.id, "relay: socket refused: its origin is not allowed");
         return Err(SocketRefused::Origin);
     }
     if !auth.is_some_and(|a| access.admits_socket(a)) {
-        info!(sid = %s.id, "relay: socket refused: no valid token");
         return Err(SocketRefused::Token);
     }
     if io.sockets().len() >= MAX_SOCKETS {
-        warn!(sid = %s.id, "relay: socket refused: {MAX_SOCKETS} are connected");
         return Err(SocketRefused::Full);
     }
     Ok(())
