@@ -1,6 +1,7 @@
-//! Under systemd (`Type=notify`, `WatchdogSec=`) campeer says READY=1 once it has joined
-//! its room, keeps the watchdog fed, reports a STATUS line, and says STOPPING=1 on
-//! SIGTERM. The test plays systemd: it listens on its own NOTIFY_SOCKET.
+//! Under systemd (`Type=notify`, `WatchdogSec=`) campeer says READY=1 once its media
+//! runs, whether or not its relay answers, keeps the watchdog fed, reports a STATUS line,
+//! and says STOPPING=1 on SIGTERM. The test plays systemd: it listens on its own
+//! NOTIFY_SOCKET.
 
 mod common;
 
@@ -29,12 +30,17 @@ fn collect(sock: &UnixDatagram, stop: &str, deadline: Duration) -> Vec<String> {
     seen
 }
 
+/// A socket to play systemd on, in `dir`, and its path for NOTIFY_SOCKET.
+fn notify_socket(dir: &std::path::Path) -> (UnixDatagram, String) {
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    (sock, path.to_string_lossy().into_owned())
+}
+
 #[test]
 fn ready_watchdog_status_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&path).unwrap();
-    let path = path.to_string_lossy().into_owned();
+    let (sock, path) = notify_socket(dir.path());
     let (mut campeer, _url) =
         Campeer::start_embedded(&[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "2000000")]);
 
@@ -47,4 +53,21 @@ fn ready_watchdog_status_and_stopping() {
 
     assert!(campeer.terminate().success());
     collect(&sock, "STOPPING=1", Duration::from_secs(5));
+}
+
+#[test]
+fn ready_comes_while_the_relay_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, path) = notify_socket(dir.path());
+    // A port nothing listens on: the relay is down at boot.
+    let down = format!("http://127.0.0.1:{}", common::free_port());
+    let mut campeer = Campeer::start(Some(&down), &[("NOTIFY_SOCKET", &path)]);
+
+    collect(&sock, "READY=1", Duration::from_secs(20));
+    assert_eq!(
+        campeer.log.count("connected, joining room"),
+        0,
+        "no relay was reached"
+    );
+    assert!(campeer.terminate().success());
 }

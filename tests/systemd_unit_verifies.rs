@@ -1,6 +1,7 @@
-//! `systemd/campeer.service` passes `systemd-analyze verify`, and `systemd-analyze
-//! security` rates its exposure low. ExecStart is pointed at this build's binary, since
-//! verify checks that the command exists.
+//! `systemd/campeer.service` passes `systemd-analyze verify`, `systemd-analyze security`
+//! rates its exposure low, and it bounds what a flood can take (files, memory, tasks).
+//! ExecStart is pointed at this build's binary, since verify checks that the command
+//! exists. The Debian package installs the config, which may hold secrets, 0640.
 
 use std::path::Path;
 use std::process::Command;
@@ -52,4 +53,35 @@ fn unit_verifies_and_exposure_is_low() {
         .unwrap_or_else(|| panic!("no exposure level in: {text}"));
     eprintln!("systemd-analyze security: exposure {level}");
     assert!(level <= 2.0, "exposure {level}:\n{text}");
+}
+
+#[test]
+fn unit_bounds_files_memory_and_tasks() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/campeer.service"),
+    )
+    .expect("systemd/campeer.service");
+    for key in ["LimitNOFILE=", "MemoryMax=", "TasksMax="] {
+        assert!(
+            unit.lines().any(|l| l.starts_with(key)),
+            "the unit sets {key}"
+        );
+    }
+}
+
+#[test]
+fn package_installs_the_config_readable_by_root_and_group_only() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("Cargo.toml");
+    let manifest: toml::Table = toml::from_str(&text).expect("Cargo.toml parses");
+    let assets = manifest["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .expect("cargo-deb assets");
+    let config = assets
+        .iter()
+        .filter_map(toml::Value::as_array)
+        .find(|a| a.first().and_then(toml::Value::as_str) == Some("systemd/campeer.toml"))
+        .expect("the example config is packaged");
+    assert_eq!(config[1].as_str(), Some("etc/campeer/campeer.toml"));
+    assert_eq!(config[2].as_str(), Some("640"));
 }
