@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::log_limit::LogLimit;
+use super::line_budget::LineBudget;
 use super::protocol::{
     self, Outgoing, RECEIVE_ANSWER, RECEIVE_CANDIDATE, RECEIVE_OFFER, RoomEvent,
 };
@@ -244,7 +244,7 @@ fn builder(
             }
             .boxed()
         });
-    let dropped = Arc::new(Mutex::new(LogLimit::new(
+    let dropped = Arc::new(Mutex::new(LineBudget::new(
         Duration::from_secs(1),
         DROPPED_LINES,
     )));
@@ -264,7 +264,7 @@ fn forward(
     event: &'static str,
     payload: Payload,
     events: &mpsc::Sender<RoomEvent>,
-    dropped: &Mutex<LogLimit>,
+    dropped: &Mutex<LineBudget>,
 ) {
     let Err(why) = deliver(event, payload, events) else {
         return;

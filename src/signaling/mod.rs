@@ -6,7 +6,7 @@
 pub mod addresses;
 pub mod client;
 pub mod direct;
-mod log_limit;
+mod line_budget;
 pub mod protocol;
 #[cfg(feature = "embedded-server")]
 pub mod server;

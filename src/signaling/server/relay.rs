@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::seat::Seat;
 use crate::access::Access;
-use crate::signaling::log_limit::LogLimit;
+use crate::signaling::line_budget::LineBudget;
 
 /// Each message a client may send, the field of it that is forwarded, and the event the
 /// rest of the room receives it as.
@@ -73,7 +73,7 @@ pub(super) fn room_key(room: &Value) -> String {
 pub(super) fn relay(io: &SocketIo, access: Arc<Access>, seat: Seat) {
     let io2 = io.clone();
     // A connect flood is told in a few lines a second, the rest counted.
-    let refusals = Arc::new(Mutex::new(LogLimit::new(Duration::from_secs(1), 5)));
+    let refusals = Arc::new(Mutex::new(LineBudget::new(Duration::from_secs(1), 5)));
     let register = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let admitted = admit(&io2, &access, &s, auth.as_ref().ok());
         match &admitted {

@@ -1,12 +1,13 @@
 //! At most a few log lines per interval for room input campeer drops, each saying how
 //! many more there were since the last: a flood from the room must not become a flood
-//! in the journal, while a handful of bad messages still get a line each. Pure: the time
-//! is passed in.
+//! in the journal, while a handful of bad messages still get a line each. (Libraries'
+//! repeated lines are summed up by `crate::log_limit`; campeer's own, where they arise.)
+//! Pure: the time is passed in.
 
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct LogLimit {
+pub struct LineBudget {
     interval: Duration,
     /// Lines per interval.
     burst: u32,
@@ -16,7 +17,7 @@ pub struct LogLimit {
     more: u64,
 }
 
-impl LogLimit {
+impl LineBudget {
     pub fn new(interval: Duration, burst: u32) -> Self {
         Self {
             interval,
@@ -52,7 +53,7 @@ mod tests {
 
     #[test]
     fn a_few_events_per_interval_are_logged_and_the_rest_counted() {
-        let mut limit = LogLimit::new(Duration::from_secs(1), 3);
+        let mut limit = LineBudget::new(Duration::from_secs(1), 3);
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         assert_eq!(
