@@ -81,7 +81,13 @@ struct Sent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_flood_denies_no_viewer() {
-    let (relay, mut campeer, mut watching) = call_through_relay(&[], Direction::RecvOnly).await;
+    // Every dropped message logged (past a few a second, at debug), the end marker's too.
+    let every_drop = [(
+        "RUST_LOG",
+        "info,webrtc=warn,rtc=warn,campeer::signaling::client=debug",
+    )];
+    let (relay, mut campeer, mut watching) =
+        call_through_relay(&every_drop, Direction::RecvOnly).await;
     // RSS is compared in a warm state: the watching session's send history full, and one
     // call made and hung up, as the late viewer's will be, so growth means the flood.
     let first = watching.next_counter(common::CONNECT_DEADLINE).await;

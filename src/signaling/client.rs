@@ -258,8 +258,9 @@ fn builder(
     b
 }
 
-/// Hands a relay event to the daemon, or says why not: in at most [`DROPPED_LINES`] lines
-/// a second, so that a member flooding the room with garbage cannot flood the log.
+/// Hands a relay event to the daemon, or says why not: in at most [`DROPPED_LINES`]
+/// warnings a second (the rest at debug), so that a member flooding the room with garbage
+/// cannot flood the log.
 fn forward(
     event: &'static str,
     payload: Payload,
@@ -272,8 +273,10 @@ fn forward(
     let admitted = dropped
         .lock()
         .map_or(Some(0), |mut limit| limit.admit(Instant::now()));
-    if let Some(more) = admitted {
-        warn!(event, dropped_since_last = more, "signaling: {why}");
+    match admitted {
+        Some(more) => warn!(event, dropped_since_last = more, "signaling: {why}"),
+        // Past the budget, each still has a line for whoever asks for debug.
+        None => debug!(event, "signaling: {why}"),
     }
 }
 
