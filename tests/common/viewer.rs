@@ -747,6 +747,12 @@ impl RoomLink {
         }
     }
 
+    /// Asks the relay to put this socket in `room` as well.
+    pub async fn join_also(&self, room: Value) {
+        let socket = self.socket.as_ref().expect("a link through a relay");
+        socket.emit("joinRoom", room).await.expect("joinRoom");
+    }
+
     /// Straight to campeer's [`DirectSignaller`], through the same parser as the relay's
     /// events. Returns the link and the events campeer said, in the order it said them.
     pub fn direct(room: RoomSide) -> (RoomLink, Arc<Mutex<Vec<&'static str>>>) {
