@@ -126,6 +126,7 @@ impl DelayRing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DelaySummary {
     pub p50: Duration,
+    pub p95: Duration,
     pub max: Duration,
     /// Frames in the window.
     pub window: usize,
@@ -135,14 +136,16 @@ pub struct DelaySummary {
 }
 
 impl DelaySummary {
-    /// The median (the lower one of an even count) and the maximum of `micros`, which
-    /// it sorts; `None` when empty.
+    /// The median (the lower one of an even count), the 95th percentile (nearest rank)
+    /// and the maximum of `micros`, which it sorts; `None` when empty.
     fn of(micros: &mut [u32]) -> Option<Self> {
         micros.sort_unstable();
         let max = *micros.last()?;
         let p50 = micros[(micros.len() - 1) / 2];
+        let p95 = micros[(micros.len() * 95).div_ceil(100) - 1];
         Some(Self {
             p50: Duration::from_micros(p50.into()),
+            p95: Duration::from_micros(p95.into()),
             max: Duration::from_micros(max.into()),
             window: micros.len(),
             count: micros.len() as u64,
@@ -342,7 +345,10 @@ mod tests {
         // Audio is not part of the video delay.
         s.frame_sent(MediaKind::Audio, &f, t0 + ms(5000));
         let d = s.snapshot(t0).capture_to_send.unwrap();
-        assert_eq!((d.p50, d.max, d.window), (ms(64), ms(128), DELAY_WINDOW));
+        assert_eq!(
+            (d.p50, d.p95, d.max, d.window),
+            (ms(64), ms(122), ms(128), DELAY_WINDOW)
+        );
         assert_eq!(d.count, DELAY_WINDOW as u64 + 1);
         assert_eq!(d.sum, ms(900 + 128 * 129 / 2));
     }

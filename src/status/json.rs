@@ -59,6 +59,7 @@ fn session(s: &SessionSnapshot) -> Value {
         "audio": sent(&s.audio),
         "capture_to_send_ms": s.capture_to_send.map(|d| json!({
             "p50": millis(d.p50),
+            "p95": millis(d.p95),
             "max": millis(d.max),
             "frames": d.window,
         })),
@@ -100,7 +101,7 @@ mod tests {
         assert_eq!(a["video"]["packets"], json!(5000));
         assert_eq!(
             a["capture_to_send_ms"],
-            json!({"p50": 4.0, "max": 15.0, "frames": 128})
+            json!({"p50": 4.0, "p95": 9.0, "max": 15.0, "frames": 128})
         );
         assert_eq!(a["bitrate_estimate_kbps"], Value::Null);
     }

@@ -163,6 +163,7 @@ pub(crate) mod fixture {
                     lags: 2,
                     capture_to_send: Some(DelaySummary {
                         p50: ms(4),
+                        p95: ms(9),
                         max: ms(15),
                         window: 128,
                         count: 1800,

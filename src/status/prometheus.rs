@@ -286,7 +286,7 @@ fn sessions(out: &mut Exposition, sessions: &[SessionSnapshot]) {
         "Video capture to the frame's last RTP packet written, over the recent frames (quantiles) and since the session started (sum, count).");
     for s in sessions {
         let Some(d) = s.capture_to_send else { continue };
-        for (q, v) in [("0.5", d.p50), ("1", d.max)] {
+        for (q, v) in [("0.5", d.p50), ("0.95", d.p95), ("1", d.max)] {
             out.sample(
                 name,
                 &[("session", &s.id), ("quantile", q)],
@@ -413,6 +413,11 @@ mod tests {
         assert_eq!(
             value(&text, "campeer_session_capture_to_send_seconds", &p50),
             Some(0.004)
+        );
+        let p95 = [("session", "abcd"), ("quantile", "0.95")];
+        assert_eq!(
+            value(&text, "campeer_session_capture_to_send_seconds", &p95),
+            Some(0.009)
         );
         assert_eq!(
             value(&text, "campeer_session_capture_to_send_seconds_count", &a),
