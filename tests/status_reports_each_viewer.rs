@@ -117,6 +117,7 @@ async fn status_and_metrics_report_a_playing_viewer_to_token_holders_only() {
     assert!(s["video"]["packets"].as_u64().unwrap() > 0, "{s:#}");
     assert!(s["audio"]["packets"].as_u64().unwrap() > 0, "{s:#}");
     assert!(s["capture_to_send_ms"]["p50"].is_number(), "{s:#}");
+    assert!(s["capture_to_send_ms"]["p95"].is_number(), "{s:#}");
     assert!(s["capture_to_send_ms"]["max"].is_number(), "{s:#}");
     let remote = s["remote"].as_str().expect("the viewer's address");
     assert!(remote.starts_with("127.0.0.1:"), "{remote}");
