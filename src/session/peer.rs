@@ -26,7 +26,7 @@ use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
 use super::link_report;
 use super::machine::{Ending, Link, Machine, Remote};
-use super::send::{Sending, start_media, subscribe_video_early};
+use super::send::{MediaTasks, Sending, subscribe_video_early};
 use super::stats::{LinkState, SessionStats};
 use crate::access::Access;
 use crate::config::{SessionConfig, WebrtcConfig};
@@ -316,8 +316,6 @@ async fn drive(
 ) -> Ending {
     let limits = ctx.session;
     let remote = RemoteCandidates::new(limits.max_remote_candidates, ctx.webrtc.bind.is_loopback());
-    let media = cancel.child_token();
-    let _stop_media = media.clone().drop_guard();
     let mut edge = Edge {
         machine: Machine::new(
             inputs.offer_received,
@@ -327,7 +325,7 @@ async fn drive(
         ctx,
         names: answer.names,
         sending,
-        media,
+        media: MediaTasks::new(cancel),
         stats,
     };
     let mut link_reports = tokio::time::interval(LINK_REPORT_EVERY);
@@ -337,13 +335,13 @@ async fn drive(
     for c in edge.machine.answer_sent(Instant::now()) {
         ctx.outbox.candidate(c);
     }
-    loop {
+    let ending = loop {
         if let Some(ending) = edge.machine.ended() {
             let refused = edge.machine.refused_candidates();
             if refused.total() > 0 {
                 info!(%refused, "remote candidates not applied");
             }
-            return ending;
+            break ending;
         }
         let deadline = edge.machine.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -359,7 +357,9 @@ async fn drive(
             }
             _ = link_reports.tick() => edge.stats.set_link(link_report::read(pc).await),
         }
-    }
+    };
+    edge.media.stop().await;
+    ending
 }
 
 /// What the session's loop carries out the machine's decisions with.
@@ -369,8 +369,8 @@ struct Edge<'a> {
     names: LocalNames,
     /// Until media starts (taken then).
     sending: Vec<Sending>,
-    /// Stops the media tasks when the session ends.
-    media: CancellationToken,
+    /// Started once connected; joined when the session ends.
+    media: MediaTasks,
     /// Shared with the [`SessionHandle`]: its state tells [`SessionHandle::is_lost`].
     stats: Arc<SessionStats>,
 }
@@ -398,7 +398,7 @@ impl Edge<'_> {
                 self.stats.set_state(LinkState::from(state));
                 if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
                     let sending = std::mem::take(&mut self.sending);
-                    start_media(sending, &self.ctx.keyframes, &self.stats, &self.media);
+                    self.media.start(sending, &self.ctx.keyframes, &self.stats);
                 }
             }
         }

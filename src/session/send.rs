@@ -1,11 +1,14 @@
 //! Media out of one session: the tasks that copy the shared encoded frames into its
-//! tracks as RTP, and that relay its viewer's keyframe requests.
+//! tracks as RTP, and that relay its viewer's keyframe requests. The session owns them
+//! ([`MediaTasks`]) and joins them when it ends, so none outlives it.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::rtp_transceiver::PayloadType;
 use tokio::sync::broadcast;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, warn};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -44,33 +47,75 @@ pub(super) fn subscribe_video_early(sending: &mut [Sending], keyframes: &Keyfram
     }
 }
 
-pub(super) fn start_media(
-    sending: Vec<Sending>,
-    keyframes: &Keyframes,
-    stats: &Arc<SessionStats>,
-    stop: &CancellationToken,
-) {
-    for s in sending {
-        let video = s.feed.kind() == MediaKind::Video;
-        let keyframes = video.then(|| keyframes.clone());
-        let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video)
-            .with_header_ext(s.header_ext);
-        let frames = s.early.unwrap_or_else(|| {
-            if let Some(k) = &keyframes {
-                k.request();
+/// How long a stopped media task may take to notice; one blocked in a write to a
+/// connection that no longer drains is aborted after that.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// One session's media tasks: started when it connects, stopped and joined when it ends.
+/// Dropped unjoined (the session's own task aborted), they are aborted.
+pub(super) struct MediaTasks {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl MediaTasks {
+    /// Tasks that also stop when `parent` is cancelled.
+    pub(super) fn new(parent: &CancellationToken) -> Self {
+        Self {
+            stop: parent.child_token(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    pub(super) fn start(
+        &mut self,
+        sending: Vec<Sending>,
+        keyframes: &Keyframes,
+        stats: &Arc<SessionStats>,
+    ) {
+        for s in sending {
+            let video = s.feed.kind() == MediaKind::Video;
+            let keyframes = video.then(|| keyframes.clone());
+            let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video)
+                .with_header_ext(s.header_ext);
+            let frames = s.early.unwrap_or_else(|| {
+                if let Some(k) = &keyframes {
+                    k.request();
+                }
+                s.feed.subscribe()
+            });
+            let counted = Counted {
+                kind: s.feed.kind(),
+                stats: Arc::clone(stats),
+            };
+            let stop = self.stop.clone();
+            self.spawn(send_media(frames, writer, keyframes.clone(), counted, stop));
+            if let Some(keyframes) = keyframes {
+                let track = Arc::clone(&s.track);
+                self.spawn(watch_feedback(track, keyframes, self.stop.clone()));
             }
-            s.feed.subscribe()
-        });
-        let counted = Counted {
-            kind: s.feed.kind(),
-            stats: Arc::clone(stats),
-        };
-        tokio::spawn(
-            send_media(frames, writer, keyframes.clone(), counted, stop.clone()).in_current_span(),
-        );
-        if let Some(keyframes) = keyframes {
-            let track = Arc::clone(&s.track);
-            tokio::spawn(watch_feedback(track, keyframes, stop.clone()).in_current_span());
+        }
+    }
+
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task.in_current_span());
+    }
+
+    /// Stops the tasks and waits until every one has ended.
+    pub(super) async fn stop(self) {
+        self.stop_within(STOP_GRACE).await;
+    }
+
+    /// Stops the tasks, aborts those still running after `grace`, and joins them all.
+    async fn stop_within(mut self, grace: Duration) {
+        self.stop.cancel();
+        let joined = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, joined).await.is_err() {
+            warn!(
+                left = self.tasks.len(),
+                "media tasks still running {grace:?} after the session ended; aborting them"
+            );
+            self.tasks.shutdown().await;
         }
     }
 }
@@ -223,6 +268,8 @@ impl RtpWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::super::connection::{local_track, opus_codec, vp8_codec};
     use super::*;
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -253,5 +300,48 @@ mod tests {
         assert!(video.has_subscribers(), "the resting encoder wakes");
         assert!(video.take_keyframe_request(), "and starts on a keyframe");
         assert!(!audio.has_subscribers());
+    }
+
+    /// Sets its flag when dropped: when the task holding it has ended, however it ended.
+    struct Ended(Arc<AtomicBool>);
+
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn flag() -> (Arc<AtomicBool>, Ended) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Arc::clone(&flag), Ended(flag))
+    }
+
+    #[tokio::test]
+    async fn stopping_waits_for_tasks_that_finish_after_the_stop() {
+        let mut media = MediaTasks::new(&CancellationToken::new());
+        let (ended, guard) = flag();
+        let stop = media.stop.clone();
+        media.spawn(async move {
+            stop.cancelled().await;
+            // Still busy for a while after it was told to stop.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            drop(guard);
+        });
+        media.stop().await;
+        assert!(ended.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ignores_the_stop_is_aborted_and_joined() {
+        let mut media = MediaTasks::new(&CancellationToken::new());
+        let (ended, guard) = flag();
+        media.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        media.stop_within(Duration::from_millis(10)).await;
+        assert!(ended.load(Ordering::SeqCst));
     }
 }
