@@ -4,64 +4,14 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use campeer::config::{AudioSource, Config, Secret, VideoSource};
-use campeer::signaling::direct::{DirectSignaller, RoomSide};
 use campeer::signaling::protocol::{self, RoomEvent};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+use common::in_process::InProcess;
 use common::viewer::{Direction, RoomLink, VideoFrame, Viewer, ViewerNet};
-
-fn small_test_config() -> Config {
-    let mut cfg = Config::default();
-    cfg.video.source = VideoSource::Test;
-    cfg.video.width = 160;
-    cfg.video.height = 120;
-    cfg.video.bitrate_kbps = 300;
-    cfg.audio.source = AudioSource::Test;
-    cfg.webrtc.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    cfg.access.token = Some(Secret::new(common::TEST_TOKEN));
-    cfg
-}
-
-/// campeer in this process, its room the other end of a [`DirectSignaller`].
-struct InProcess {
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl InProcess {
-    fn start() -> (Self, RoomSide) {
-        // campeer's log, shown when a test fails.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info,webrtc=warn,rtc=warn")
-            .with_test_writer()
-            .try_init();
-        let (signaller, room) = DirectSignaller::new();
-        let cancel = CancellationToken::new();
-        let cfg = small_test_config();
-        let access = campeer::access::Access::load(&cfg.access).expect("the test token");
-        let task = tokio::spawn(campeer::daemon::serve(
-            cfg,
-            std::sync::Arc::new(access),
-            signaller,
-            cancel.clone(),
-        ));
-        (Self { cancel, task }, room)
-    }
-
-    async fn stop(self) {
-        self.cancel.cancel();
-        self.task
-            .await
-            .expect("the daemon task")
-            .expect("campeer stops cleanly");
-    }
-}
 
 /// Waits for the connection and two frames, the second later than the first.
 async fn plays(viewer: &mut Viewer) -> VideoFrame {

@@ -5,7 +5,10 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod ffmpeg;
+pub mod held;
+pub mod in_process;
 pub mod jitter;
+pub mod killable;
 pub mod netns;
 pub mod playback;
 pub mod turn;

@@ -1,6 +1,8 @@
 //! What a viewer saw over a span of time: frames (and how many read their counter back),
-//! the gaps between them, audio decoded, video packets lost.
+//! the gaps between them, audio decoded, video packets lost; and whether it played: the
+//! frame counters it decoded in order, with no hole longer than a given number of frames.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -54,4 +56,50 @@ pub async fn watch(viewer: &mut Viewer, span: Duration, freeze: Duration) -> Pla
     gap(&mut p, last, end);
     p.video = viewer.video_packets().await;
     p
+}
+
+/// The counters `viewer` decodes until `end` completes.
+pub async fn counters_until(viewer: &mut Viewer, end: impl Future<Output = ()>) -> Vec<u32> {
+    let mut counters = Vec::new();
+    tokio::pin!(end);
+    loop {
+        let seen = tokio::select! {
+            _ = &mut end => return counters,
+            seen = viewer.seen.recv() => seen.expect("the viewer's events"),
+        };
+        match seen {
+            Seen::Video(f) => counters.push(f.counter.expect("the pattern's counter reads back")),
+            Seen::Failed => panic!("viewer {}: connection failed", viewer.ufrag),
+            Seen::Violation(what) => panic!("viewer {}: {what}", viewer.ufrag),
+            Seen::Connected | Seen::Audio(_) => {}
+        }
+    }
+}
+
+/// Asserts that `counters` rise, by at most `max_step` at a time (a step of `n` is a hole
+/// of `n - 1` frames), and that there is at least one.
+pub fn assert_in_order(viewer: &str, counters: &[u32], max_step: u32) {
+    let (Some(first), Some(last)) = (counters.first(), counters.last()) else {
+        panic!("{viewer} decoded no frame");
+    };
+    let largest = counters.windows(2).map(|w| w[1].wrapping_sub(w[0])).max();
+    eprintln!(
+        "{viewer}: {} frames, counters {first}..={last}, largest step {largest:?}",
+        counters.len()
+    );
+    for w in counters.windows(2) {
+        assert!(
+            w[1] > w[0],
+            "{viewer}: counter went from {} to {}",
+            w[0],
+            w[1]
+        );
+        assert!(
+            w[1] - w[0] <= max_step,
+            "{viewer}: a hole of {} frames, from {} to {}",
+            w[1] - w[0] - 1,
+            w[0],
+            w[1]
+        );
+    }
 }

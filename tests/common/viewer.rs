@@ -40,7 +40,7 @@ use campeer::media::video::test_pattern::{TestPattern, read_counter, read_stamp}
 use campeer::media::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8Settings};
 use campeer::session::header_ext::{ABS_CAPTURE_TIME_URI, PLAYOUT_DELAY_URI};
 use campeer::signaling::direct::RoomSide;
-use campeer::signaling::protocol::{self, Outgoing};
+use campeer::signaling::protocol::{self, Outgoing, RoomEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -765,21 +765,15 @@ impl RoomLink {
             loop {
                 tokio::select! {
                     Some(msg) = from_viewer.recv() => {
-                        let (event, body) = match msg {
-                            Says::Offer(sdp) => (protocol::RECEIVE_OFFER, json!({ "offer": { "type": "offer", "sdp": sdp } })),
-                            Says::Candidate(c) => (protocol::RECEIVE_CANDIDATE, json!({ "candidate": c })),
-                        };
-                        let ev = protocol::parse(event, &[body]).expect("the viewer speaks the protocol");
-                        let _ = events.send(ev).await;
+                        if let Some(ev) = room_event(msg) {
+                            let _ = events.send(ev).await;
+                        }
                     }
                     Some(msg) = said.recv() => {
                         said_log.lock().unwrap().push(msg.event());
-                        let heard = match msg {
-                            Outgoing::Answer { sdp } => (true, json!({ "answer": { "type": "answer", "sdp": sdp } })),
-                            Outgoing::Candidate(c) => (false, json!({ "candidate": c })),
-                            Outgoing::JoinRoom => continue,
-                        };
-                        let _ = to_viewer.send(heard);
+                        if let Some(heard) = heard(msg) {
+                            let _ = to_viewer.send(heard);
+                        }
                     }
                     else => return,
                 }
@@ -792,6 +786,109 @@ impl RoomLink {
             task: Some(task),
         };
         (link, log)
+    }
+
+    /// Another way to say things in the room as this link's viewer: what a page's script
+    /// could send besides what its PeerConnection gathers.
+    pub fn mouth(&self) -> mpsc::UnboundedSender<Says> {
+        self.say.clone()
+    }
+}
+
+/// What a viewer says, as campeer's signaller parses it from the relay; nothing for what
+/// the parser refuses (campeer's client drops it too, with a warning).
+fn room_event(says: Says) -> Option<RoomEvent> {
+    let (event, body) = match says {
+        Says::Offer(sdp) => (
+            protocol::RECEIVE_OFFER,
+            json!({ "offer": { "type": "offer", "sdp": sdp } }),
+        ),
+        Says::Candidate(c) => (protocol::RECEIVE_CANDIDATE, json!({ "candidate": c })),
+    };
+    protocol::parse(event, &[body])
+        .map_err(|e| eprintln!("[room] not for campeer: {e}"))
+        .ok()
+}
+
+/// What campeer says, as the relay hands it to the room: `(is_answer, payload)`; nothing
+/// for its join.
+fn heard(said: Outgoing) -> Option<(bool, Value)> {
+    match said {
+        Outgoing::Answer { sdp } => {
+            Some((true, json!({ "answer": { "type": "answer", "sdp": sdp } })))
+        }
+        Outgoing::Candidate(c) => Some((false, json!({ "candidate": c }))),
+        Outgoing::JoinRoom => None,
+    }
+}
+
+/// A room of many viewers on campeer's [`DirectSignaller`]: what each says reaches campeer,
+/// and everything campeer says reaches every viewer, as the relay broadcasts it.
+pub struct DirectRoom {
+    events: mpsc::Sender<RoomEvent>,
+    heard: tokio::sync::broadcast::Sender<(bool, Value)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DirectRoom {
+    pub fn new(room: RoomSide) -> Self {
+        let RoomSide { events, mut said } = room;
+        // Room for a burst of answers and candidates from 8 sessions at once.
+        let (heard_tx, _) = tokio::sync::broadcast::channel(1024);
+        let to_all = heard_tx.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = said.recv().await {
+                if let Some(h) = heard(msg) {
+                    let _ = to_all.send(h);
+                }
+            }
+        });
+        Self {
+            events,
+            heard: heard_tx,
+            task,
+        }
+    }
+
+    /// One more member's way into the room.
+    pub fn link(&self) -> RoomLink {
+        let events = self.events.clone();
+        let mut from_room = self.heard.subscribe();
+        let (say, mut from_viewer) = mpsc::unbounded_channel();
+        let (to_viewer, hear) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    msg = from_viewer.recv() => match msg {
+                        Some(msg) => {
+                            if let Some(ev) = room_event(msg) {
+                                let _ = events.send(ev).await;
+                            }
+                        }
+                        None => return,
+                    },
+                    heard = from_room.recv() => match heard {
+                        Ok(h) => drop(to_viewer.send(h)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            panic!("a viewer's room link fell {n} messages behind")
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        RoomLink {
+            say,
+            hear,
+            socket: None,
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for DirectRoom {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
