@@ -230,7 +230,9 @@ async fn serve_reporting(
                 sessions.prune();
                 if last_status.elapsed() >= STATUS_EVERY {
                     last_status = Instant::now();
-                    info!(viewers = sessions.len(), media = %pipeline.stats().snapshot(), "status");
+                    // Tasks alive: what a long run watches for growth (scripts/bench soak).
+                    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+                    info!(viewers = sessions.len(), tasks, media = %pipeline.stats().snapshot(), "status");
                 }
             }
         }

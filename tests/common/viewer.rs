@@ -252,6 +252,8 @@ pub struct SelectedPair {
 pub struct VideoPackets {
     pub received: u64,
     pub lost: i64,
+    /// NACKs the viewer sent: losses that a retransmission may have repaired.
+    pub nacks: u64,
 }
 
 async fn send_pli(track: &dyn TrackRemote) {
@@ -521,11 +523,11 @@ impl Viewer {
         let stats = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
         stats
             .inbound_rtp_streams()
-            .map(|s| &s.received_rtp_stream_stats)
-            .find(|r| r.rtp_stream_stats.kind == RtpCodecKind::Video)
-            .map(|r| VideoPackets {
-                received: r.packets_received,
-                lost: r.packets_lost,
+            .find(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
+            .map(|s| VideoPackets {
+                received: s.received_rtp_stream_stats.packets_received,
+                lost: s.received_rtp_stream_stats.packets_lost,
+                nacks: u64::from(s.nack_count),
             })
             .unwrap_or_default()
     }
