@@ -203,13 +203,21 @@ fn main() {
             w.packets.nacks
         );
     }
-    let last = campeer
+    let link = lan.download_report("lossy");
+    let link: Vec<&str> = link.split_whitespace().collect();
+    println!("the lossy viewer's link: {}", link.join(" "));
+    if let Some(last) = campeer
         .log
-        .wait_for_n(" status ", campeer.log.count(" status "), Duration::ZERO);
-    println!(
-        "campeer's last status: {}",
-        last.split(" status ").nth(1).unwrap_or("?")
-    );
+        .all()
+        .iter()
+        .rev()
+        .find(|l| l.contains(" status "))
+    {
+        println!(
+            "campeer's last status:{}",
+            last.split(" status").nth(1).unwrap_or("?")
+        );
+    }
 }
 
 /// At each of campeer's status lines (every 30 s) until `secs` have passed, prints what it

@@ -255,22 +255,46 @@ impl Lan {
     /// Limits what reaches host `name` from the LAN to `rate`, as [`Host::limit_upload`]
     /// does for what leaves a host: one viewer on a slow link, the others not.
     pub fn limit_download(&self, name: &str, rate: &str) {
-        let i = self
-            .hosts
-            .iter()
-            .position(|h| h.namespace().ends_with(&format!("-{name}")))
-            .unwrap_or_else(|| panic!("no host {name} on this LAN"));
-        let port = format!("p{i}");
+        let port = self.hub_port(name);
         let mut args = vec!["netns", "exec", self.hub.0.as_str()];
         args.extend(token_bucket(&port, rate));
         run("ip", &args);
     }
 
     pub fn host(&self, name: &str) -> &Host {
+        &self.hosts[self.index(name)]
+    }
+
+    fn index(&self, name: &str) -> usize {
         self.hosts
             .iter()
-            .find(|h| h.namespace().ends_with(&format!("-{name}")))
+            .position(|h| h.namespace().ends_with(&format!("-{name}")))
             .unwrap_or_else(|| panic!("no host {name} on this LAN"))
+    }
+
+    /// The hub's end of host `name`'s link.
+    fn hub_port(&self, name: &str) -> String {
+        format!("p{}", self.index(name))
+    }
+
+    /// What the link to host `name` carried and dropped: `tc -s qdisc` of its hub port.
+    pub fn download_report(&self, name: &str) -> String {
+        let port = self.hub_port(name);
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.hub.0,
+                "tc",
+                "-s",
+                "qdisc",
+                "show",
+                "dev",
+                &port,
+            ])
+            .output()
+            .expect("tc runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
 
