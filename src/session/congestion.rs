@@ -28,6 +28,10 @@ use crate::media::VideoBitrate;
 /// Packets a pacer holds before refusing more: about 300 ms at 200 kbit/s. Longer queues
 /// (the library's default is 4096) held resends past the viewer's patience.
 const PACER_QUEUE_LIMIT: usize = 16;
+/// How much faster than the estimate the pacer releases, as libwebrtc's pacer does: a
+/// frame leaves in a fraction of its interval instead of spread over all of it (which
+/// added a frame's worth of delay to every frame and held the first keyframe back).
+const PACING_FACTOR: f64 = 2.5;
 /// What video may take of an estimate, audio aside: the rest carries packet headers
 /// (about 5 %), resends of lost packets and the keyframes viewers ask for.
 const VIDEO_PAYLOAD_SHARE: f64 = 0.8;
@@ -189,11 +193,10 @@ impl Resends {
     }
 }
 
-/// GCC, publishing each new estimate to its viewer's [`Estimate`]. Its target is also
-/// what the library's pacer releases, with no headroom above it (libwebrtc paces at 2.5x
-/// and lets the link's queue tell its delay half): here GCC's delay half did not see a
-/// 300 kbit/s token bucket's queue (its target kept rising under the cap), so a pacer
-/// above the estimate overran the link and only the loss half held it back.
+/// GCC, publishing each new estimate to its viewer's [`Estimate`]; the library's pacer
+/// releases [`PACING_FACTOR`] times the estimate. Under a token-bucket cap GCC's delay
+/// half saw no queue (its target kept rising under the cap), so the loss half is what
+/// holds the estimate, and the encoder, to such a link.
 struct Publishing {
     gcc: Gcc,
     resends: Resends,
@@ -222,8 +225,9 @@ impl BandwidthEstimator for Publishing {
         self.publish();
     }
 
+    /// What the library's pacer releases: the estimate, with [`PACING_FACTOR`] headroom.
     fn target_bitrate(&self) -> f64 {
-        self.gcc.target_bitrate()
+        self.gcc.target_bitrate() * PACING_FACTOR
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -279,7 +283,7 @@ pub(super) fn congestion_control(
         .with(
             Slot::Pacer,
             PacerBuilder::new()
-                .with_target_bitrate(bps(start))
+                .with_target_bitrate(bps(start) * PACING_FACTOR)
                 .with_queue_limit(PACER_QUEUE_LIMIT)
                 .build(),
         ))
@@ -403,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn the_estimator_publishes_what_it_paces() {
+    fn the_estimator_publishes_its_estimate_and_paces_above_it() {
         let estimates = Estimates::default();
         let out = estimates.join(0);
         let mut e = Publishing {
@@ -414,8 +418,9 @@ mod tests {
         };
         assert_eq!(out.kbps(), 0, "nothing said before any feedback");
         e.on_reports(Instant::now(), &[report(1, true)]);
-        let target = e.target_bitrate();
-        assert!(target > 0.0);
-        assert_eq!(out.kbps(), (target / 1000.0) as u32);
+        let estimate = e.gcc.target_bitrate();
+        assert!(estimate > 0.0);
+        assert_eq!(out.kbps(), (estimate / 1000.0) as u32);
+        assert_eq!(e.target_bitrate(), estimate * PACING_FACTOR);
     }
 }
