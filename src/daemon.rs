@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::access::Access;
 use crate::config::Config;
+use crate::line_budget::LineBudget;
 use crate::media::MediaPipeline;
 use crate::sdp;
 use crate::session::congestion::{self, Congestion};
@@ -291,7 +292,8 @@ struct Sessions {
     ended_tx: mpsc::UnboundedSender<SessionId>,
     ended: mpsc::UnboundedReceiver<SessionId>,
     cancel: CancellationToken,
-    refusals: FirstOfMany,
+    /// Refused offers: one line a second, the rest summed up by `prune`.
+    refusals: LineBudget,
 }
 
 impl Sessions {
@@ -303,7 +305,7 @@ impl Sessions {
             ended_tx,
             ended,
             cancel: cancel.clone(),
-            refusals: FirstOfMany::default(),
+            refusals: LineBudget::new(Duration::from_secs(1), 1),
         }
     }
 
@@ -324,7 +326,7 @@ impl Sessions {
             RoomEvent::Offer { session, sdp } => {
                 // Before anything is spent on it: no session, no socket, no DTLS key.
                 if let Err(refusal) = self.ctx.access.admit_offer(&sdp) {
-                    if self.refusals.first() {
+                    if self.refusals.admit(Instant::now()).is_some() {
                         warn!(ufrag = %session, "offer refused: {refusal}");
                     }
                     return;
@@ -355,7 +357,7 @@ impl Sessions {
                         self.registry.insert(session, handle);
                     }
                     Err(refusal) => {
-                        if self.refusals.first() {
+                        if self.refusals.admit(Instant::now()).is_some() {
                             warn!(ufrag = %session, "offer refused: {refusal}");
                         }
                     }
@@ -379,7 +381,7 @@ impl Sessions {
     /// Once a second: forgets what the registry no longer needs, and sums up the offers
     /// refused since the last one that was logged.
     fn prune(&mut self) {
-        let more = self.refusals.reset();
+        let more = self.refusals.take_more();
         if more > 0 {
             warn!(
                 more,
@@ -399,44 +401,5 @@ impl Sessions {
         for (_, handle) in self.registry.drain() {
             handle.close().await;
         }
-    }
-}
-
-/// A flood from the room must not become a flood in the log: the first of many alike
-/// events in an interval is logged in full, the rest are counted and summed up.
-#[derive(Default)]
-struct FirstOfMany {
-    logged: bool,
-    more: u64,
-}
-
-impl FirstOfMany {
-    /// Whether this event is the first since the last [`reset`](Self::reset).
-    fn first(&mut self) -> bool {
-        if self.logged {
-            self.more += 1;
-        }
-        !std::mem::replace(&mut self.logged, true)
-    }
-
-    /// Ends the interval; returns how many events were not logged in it.
-    fn reset(&mut self) -> u64 {
-        self.logged = false;
-        std::mem::take(&mut self.more)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FirstOfMany;
-
-    #[test]
-    fn only_the_first_of_many_refusals_is_logged_and_the_rest_are_counted() {
-        let mut refusals = FirstOfMany::default();
-        assert!(refusals.first());
-        assert!((0..500).all(|_| !refusals.first()));
-        assert_eq!(refusals.reset(), 500);
-        assert!(refusals.first(), "a new interval logs again");
-        assert_eq!(refusals.reset(), 0);
     }
 }

@@ -21,12 +21,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::line_budget::LineBudget;
 use super::protocol::{
     self, Outgoing, RECEIVE_ANSWER, RECEIVE_CANDIDATE, RECEIVE_OFFER, RoomEvent,
 };
 use crate::access::redact;
 use crate::config::RoomId;
+use crate::line_budget::LineBudget;
 pub use backoff::Backoff;
 
 /// How long one attempt may take from the first request to the room joined: a relay

@@ -6,7 +6,6 @@
 pub mod addresses;
 pub mod client;
 pub mod direct;
-mod line_budget;
 pub mod protocol;
 #[cfg(feature = "embedded-server")]
 pub mod server;

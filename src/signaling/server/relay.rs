@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::seat::Seat;
 use crate::access::Access;
-use crate::signaling::line_budget::LineBudget;
+use crate::line_budget::LineBudget;
 
 /// Each message a client may send, the field of it that is forwarded, and the event the
 /// rest of the room receives it as.

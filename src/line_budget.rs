@@ -1,8 +1,8 @@
-//! At most a few log lines per interval for room input campeer drops, each saying how
-//! many more there were since the last: a flood from the room must not become a flood
-//! in the journal, while a handful of bad messages still get a line each. (Libraries'
-//! repeated lines are summed up by `crate::log_limit`; campeer's own, where they arise.)
-//! Pure: the time is passed in.
+//! At most a few log lines per interval for what the room sends and campeer refuses or
+//! drops (offers, sockets, malformed input), each saying how many more there were since
+//! the last: a flood from the room must not become a flood in the journal, while a
+//! handful of bad messages still get a line each. (Libraries' repeated lines are summed
+//! up by `crate::log_limit`.) Pure: the time is passed in.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,12 @@ impl LineBudget {
         self.logged += 1;
         Some(std::mem::take(&mut self.more))
     }
+
+    /// The events not logged since the last one that was, for a summing-up line; they
+    /// are not counted again.
+    pub fn take_more(&mut self) -> u64 {
+        std::mem::take(&mut self.more)
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +72,9 @@ mod tests {
         assert_eq!(limit.admit(ms(1002)), Some(0));
         assert_eq!(limit.admit(ms(1500)), None);
         assert_eq!(limit.admit(ms(5000)), Some(1));
+        assert_eq!([limit.admit(ms(5001)), limit.admit(ms(5002))], [Some(0); 2]);
+        assert_eq!(limit.admit(ms(5003)), None);
+        assert_eq!(limit.take_more(), 1, "summed up apart");
+        assert_eq!(limit.admit(ms(6003)), Some(0), "and not counted again");
     }
 }
