@@ -66,7 +66,9 @@ const median = (xs) => { const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b
       const at = new Date(t.origin + t.offer).toISOString();
       console.log(`load ${i} (offer at ${at}): ` + STAGES.map((s) => `${s} ${row[s].toFixed(0)}`).join(", "));
       await context.close();
-      await new Promise((ok) => setTimeout(ok, 300)); // the last session's teardown
+      // Past the keyframe throttle's second (src/session/keyframe.rs), so each load is a
+      // viewer arriving alone; arrivals within a second share one keyframe by design.
+      await new Promise((ok) => setTimeout(ok, 1100));
     }
   } finally {
     await browser.close();
