@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::netns::{self, Lan};
 use common::playback::watch;
 use common::viewer::{Direction, Viewer};
-use common::{Campeer, Lines, Relay};
+use common::{Campeer, Lines, Relay, video_target_kbps};
 
 /// Only against a hang: how long the target may take to leave a band is asserted below.
 const PLAYS: Duration = Duration::from_secs(20);
@@ -57,18 +57,6 @@ fn target_after(
         let kbps = video_target_kbps(line)?;
         ok(kbps).then_some(kbps)
     })
-}
-
-/// The `kbps=N` of a `video target` line.
-fn video_target_kbps(line: &str) -> Option<u32> {
-    if !line.contains("video target") {
-        return None;
-    }
-    let (_, rest) = line.split_once(" kbps=")?;
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[test]

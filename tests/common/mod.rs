@@ -14,6 +14,7 @@ pub mod playback;
 pub mod turn;
 pub mod viewer;
 pub mod vm;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -327,6 +328,18 @@ impl Drop for Campeer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `kbps=N` of campeer's `video target` log line: the encoder's new target.
+pub fn video_target_kbps(line: &str) -> Option<u32> {
+    if !line.contains("video target") {
+        return None;
+    }
+    let (_, rest) = line.split_once(" kbps=")?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The npm relay, and campeer (`env` as for [`Campeer::start`]) joined to its room 1 there.

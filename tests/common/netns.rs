@@ -12,9 +12,11 @@
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::viewer::ViewerNet;
+use super::wire::{Impairment, Wire, WireCounts};
 
 const PREFIX: &str = "campeer-test";
 
@@ -214,6 +216,8 @@ fn token_bucket<'a>(dev: &'a str, rate: &'a str) -> [&'a str; 13] {
 
 /// Hosts on one Ethernet segment; see the module comment.
 pub struct Lan {
+    /// Userspace links by host index, dropped first: their threads hold the hub's veths.
+    wires: Mutex<Vec<(usize, Wire)>>,
     hosts: Vec<Host>,
     // Dropped last: the hosts' veth ends go with it.
     hub: Namespace,
@@ -249,7 +253,58 @@ impl Lan {
                 Host { ns, addr }
             })
             .collect();
-        Self { hosts, hub }
+        Self {
+            wires: Mutex::default(),
+            hosts,
+            hub,
+        }
+    }
+
+    /// Delays, jitters and drops what reaches host `name` from the LAN (see `wire`): its
+    /// link leaves the bridge for a userspace [`Wire`] on the first call, before the
+    /// host's traffic starts; later calls change what the wire does.
+    pub fn impair_download(&self, name: &str, impairment: Impairment) {
+        let i = self.index(name);
+        let mut wires = self.wires.lock().unwrap();
+        if let Some((_, wire)) = wires.iter().find(|(w, _)| *w == i) {
+            return wire.set(impairment);
+        }
+        let (port, bridged, loose) = (self.hub_port(name), format!("w{i}"), format!("x{i}"));
+        self.hub.ip(&["link", "set", &port, "nomaster"]);
+        self.hub.ip(&[
+            "link", "add", &bridged, "type", "veth", "peer", "name", &loose,
+        ]);
+        self.hub
+            .ip(&["link", "set", &bridged, "master", "br0", "up"]);
+        self.hub.ip(&["link", "set", &loose, "up"]);
+        // Frames reach the wire's sockets as their senders hand them over: checksums
+        // left to the card and 64 KB TCP segments unless the senders do it in software.
+        let hub_ns = self.hub.0.as_str();
+        for (ns, dev) in [
+            (hub_ns, bridged.as_str()),
+            (self.host(name).namespace(), "eth0"),
+        ] {
+            run(
+                "ip",
+                &[
+                    "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso",
+                    "off",
+                ],
+            );
+        }
+        let wire = Wire::start(&format!("/run/netns/{hub_ns}"), &loose, &port, impairment);
+        wires.push((i, wire));
+    }
+
+    /// What the wire of [`Lan::impair_download`] did to host `name`'s frames so far.
+    pub fn download_counts(&self, name: &str) -> WireCounts {
+        let i = self.index(name);
+        let wires = self.wires.lock().unwrap();
+        let (_, wire) = wires
+            .iter()
+            .find(|(w, _)| *w == i)
+            .unwrap_or_else(|| panic!("no wire to host {name}"));
+        wire.counts()
     }
 
     /// Limits what reaches host `name` from the LAN to `rate`, as [`Host::limit_upload`]

@@ -14,6 +14,8 @@ pub struct Playback {
     pub frames: usize,
     /// Frames whose test-pattern counter read back: whole, uncorrupted pictures.
     pub intact: usize,
+    /// Intact frames whose counter did not rise past the one before: shown out of order.
+    pub backwards: usize,
     pub longest_gap: Duration,
     /// Gaps longer than the `freeze` given to [`watch`].
     pub freezes: usize,
@@ -27,9 +29,11 @@ pub async fn watch(viewer: &mut Viewer, span: Duration, freeze: Duration) -> Pla
     let start = Instant::now();
     let end = start + span;
     let mut last = start;
+    let mut last_counter = None;
     let mut p = Playback {
         frames: 0,
         intact: 0,
+        backwards: 0,
         longest_gap: Duration::ZERO,
         freezes: 0,
         audio: Duration::ZERO,
@@ -47,7 +51,11 @@ pub async fn watch(viewer: &mut Viewer, span: Duration, freeze: Duration) -> Pla
                 gap(&mut p, last, now);
                 last = now;
                 p.frames += 1;
-                p.intact += usize::from(f.counter.is_some());
+                if let Some(counter) = f.counter {
+                    p.intact += 1;
+                    p.backwards += usize::from(last_counter.is_some_and(|l| counter <= l));
+                    last_counter = Some(counter);
+                }
             }
             Seen::Audio(pcm) => p.audio += Duration::from_secs_f64(pcm.len() as f64 / 48_000.0),
             _ => {}
