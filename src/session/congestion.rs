@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use webrtc::peer_connection::MediaEngine;
 
+use super::late_arrivals::{self, LateArrivals};
 use super::stats::SessionStats;
 use crate::config::Config;
 use crate::media::VideoBitrate;
@@ -194,12 +195,14 @@ impl Resends {
 }
 
 /// GCC, publishing each new estimate to its viewer's [`Estimate`]; the library's pacer
-/// releases [`PACING_FACTOR`] times the estimate. Under a token-bucket cap GCC's delay
+/// releases [`PACING_FACTOR`] times the estimate. GCC hears a loss only once it was not a
+/// resent copy ([`Resends`]) nor a packet that came late ([`LateArrivals`]). Under a token-bucket cap GCC's delay
 /// half saw no queue (its target kept rising under the cap), so the loss half is what
 /// holds the estimate, and the encoder, to such a link.
 struct Publishing {
     gcc: Gcc,
     resends: Resends,
+    late: LateArrivals,
     out: Arc<Estimate>,
     stats: Option<Arc<SessionStats>>,
 }
@@ -221,7 +224,8 @@ impl BandwidthEstimator for Publishing {
             .filter(|r| self.resends.counts(r))
             .cloned()
             .collect();
-        self.gcc.on_reports(now, &counted);
+        let heard = self.late.sort(now, counted);
+        self.gcc.on_reports(now, &heard);
         self.publish();
     }
 
@@ -245,6 +249,7 @@ impl BandwidthEstimator for Publishing {
 
 /// Adds send-side congestion control to a connection's interceptors (GCC over TWCC, the
 /// TWCC header extension and `transport-cc` feedback for every codec registered so far,
+/// the tap that tells late arrivals from losses,
 /// the library's pacer), its estimates published to `estimate`.
 pub(super) fn congestion_control(
     registry: Registry,
@@ -265,9 +270,11 @@ pub(super) fn congestion_control(
         bps(bounds.estimate_for(bounds.min_kbps)),
         bps(bounds.estimate_for(bounds.max_kbps)),
     );
+    let (tap, late) = LateArrivals::new();
     let estimator = Publishing {
         gcc,
         resends: Resends::default(),
+        late,
         out: Arc::clone(estimate),
         stats: Some(Arc::clone(stats)),
     };
@@ -276,6 +283,7 @@ pub(super) fn congestion_control(
     // short queue (its default holds 4096 packets, seconds at a low rate). Replacing its
     // pacer afterwards would log a warning per session.
     Ok(configure_twcc(registry, engine)?
+        .with(Slot::from(late_arrivals::SLOT), tap)
         .with(
             Slot::CongestionControl,
             CongestionControlBuilder::new(estimator).build(),
@@ -413,6 +421,7 @@ mod tests {
         let mut e = Publishing {
             gcc: Gcc::new(400_000.0, 30_000.0, 3_000_000.0),
             resends: Resends::default(),
+            late: LateArrivals::new().1,
             out: Arc::clone(&out),
             stats: None,
         };

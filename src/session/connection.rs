@@ -33,6 +33,7 @@ use super::congestion::{SessionCongestion, congestion_control};
 use super::header_ext;
 use super::keyframe::{self, KeyframeRequests};
 use super::peer::{SessionContext, SessionError, webrtc_err};
+use super::read_tap::ReadTap;
 use crate::config::WebrtcConfig;
 use crate::media::{MediaFeed, MediaKind};
 
@@ -110,7 +111,7 @@ fn engine_and_interceptors(
     // brings (a second would replace the first, with a warning per session).
     configure_simulcast_extension_headers(&mut engine).map_err(webrtc_err("interceptors"))?;
     let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut engine))
-        .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+        .with(Slot::from(keyframe::SLOT), ReadTap::new(KeyframeRequests));
     let registry = congestion_control(registry, &mut engine, congestion)
         .map_err(webrtc_err("congestion control"))?;
     Ok((engine, registry))

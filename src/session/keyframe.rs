@@ -10,17 +10,16 @@
 //! second become a single request at its end, so none is lost and a new viewer never
 //! waits for the encoder's own keyframe interval.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::media::MediaFeed;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+
+use super::read_tap::ReadObserver;
 
 /// Where in the interceptor chain it sits: after the built-in ones, which must still see
 /// every RTCP packet (reports, NACK).
@@ -31,48 +30,18 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-#[derive(Default)]
-pub struct KeyframeRequests {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
+/// Marks keyframe requests for the application (in a
+/// [`ReadTap`](super::read_tap::ReadTap)).
+pub struct KeyframeRequests;
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+impl ReadObserver for KeyframeRequests {
+    fn observe(&mut self, msg: &mut TaggedPacket) {
         if let Packet::Rtcp(packets) = &msg.message.packet
             && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
         {
             msg.message.add(Attribute::DeliverToApplication);
         }
-        self.read.push_back(msg);
-        Ok(())
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
 /// Requests that reach the encoder at most once per this interval.
