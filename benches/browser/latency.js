@@ -3,6 +3,12 @@
 // viewer URL with its #token=), beside the Chromium → Chromium reference of
 // loopback.html, alternating, RUNS times each, SECONDS_PER_RUN of frames per run after a 2 s
 // warm-up. Prints one JSON line per run and one summary line. Run by scripts/bench.
+// Two figures per frame: p50/p95, when the page's requestVideoFrameCallback runs with it
+// (timed on the page's clock, so it means the same for both senders), and displayP50/P95
+// from Chromium's expectedDisplayTime, an estimate: for frames it renders at once
+// (campeer asks for that: playout-delay 0/0) Chromium gives its last frame deadline, which
+// moved from before the frame's arrival to 47 ms after it from run to run, while the
+// callback's time held within a few ms. stagesP50: where each frame's time went.
 const fs = require("fs");
 const http = require("http");
 const path = require("path");
@@ -14,7 +20,7 @@ const RUNS = Number(process.env.RUNS || 3), SECONDS = Number(process.env.SECONDS
 // Installed before any page script: notes when the page makes its offer, then reads the
 // stamp from every frame the video element presents (requestVideoFrameCallback).
 function instrument() {
-  const bench = (window.bench = { offerAt: null, firstFrameAt: null, shown: [], unread: 0 });
+  const bench = (window.bench = { offerAt: null, firstFrameAt: null, estimated: [], seen: [], unread: 0, stages: [] });
   const setLocal = RTCPeerConnection.prototype.setLocalDescription;
   RTCPeerConnection.prototype.setLocalDescription = function (...args) {
     if (bench.offerAt === null && this.signalingState === "stable") bench.offerAt = performance.now();
@@ -42,10 +48,19 @@ function instrument() {
   }
   function watch(v) {
     const step = (now, meta) => {
+      const called = performance.timeOrigin + performance.now(); // before the readback's cost
       if (bench.firstFrameAt === null) bench.firstFrameAt = now;
       const stamp = readStamp(v);
       if (stamp === null) bench.unread++;
-      else bench.shown.push(performance.timeOrigin + meta.expectedDisplayTime - stamp);
+      else {
+        bench.seen.push(called - stamp);
+        bench.estimated.push(performance.timeOrigin + meta.expectedDisplayTime - stamp);
+        if (meta.receiveTime !== undefined)
+          bench.stages.push([performance.timeOrigin + meta.receiveTime - stamp,
+            1000 * (meta.processingDuration || 0), meta.presentationTime - meta.receiveTime,
+            called - performance.timeOrigin - meta.presentationTime,
+            meta.expectedDisplayTime - meta.presentationTime]);
+      }
       v.requestVideoFrameCallback(step);
     };
     v.requestVideoFrameCallback(step);
@@ -66,7 +81,7 @@ async function measure(browser, subject, url) {
   if (subject === "reference") await page.evaluate(() => call());
   await page.waitForFunction(() => window.bench.firstFrameAt !== null, null, { timeout: 20000 });
   await page.waitForTimeout(2000);
-  await page.evaluate(() => { window.bench.shown = []; window.bench.unread = 0; });
+  await page.evaluate(() => { window.bench.estimated = []; window.bench.seen = []; window.bench.unread = 0; window.bench.stages = []; });
   await page.waitForTimeout(SECONDS * 1000);
   const run = await page.evaluate(async () => {
     const b = window.bench;
@@ -76,13 +91,22 @@ async function measure(browser, subject, url) {
       if (s.type === "inbound-rtp" && s.kind === "video")
         jitter = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
     });
-    return { shown: b.shown, unread: b.unread, firstFrameMs: b.firstFrameAt - b.offerAt, jitterMs: jitter };
+    return { estimated: b.estimated, seen: b.seen, unread: b.unread, stages: b.stages, firstFrameMs: b.firstFrameAt - b.offerAt, jitterMs: jitter };
   });
   await context.close();
-  if (run.shown.length < SECONDS * 10) throw new Error(`${subject}: only ${run.shown.length} stamps read (${run.unread} unreadable)`);
-  return { subject, frames: run.shown.length, unread: run.unread,
-    p50: percentile(run.shown, 50), p95: percentile(run.shown, 95),
-    firstFrameMs: run.firstFrameMs, jitterBufferMs: run.jitterMs };
+  if (run.seen.length < SECONDS * 10) throw new Error(`${subject}: only ${run.seen.length} stamps read (${run.unread} unreadable)`);
+  return { subject, frames: run.seen.length, unread: run.unread,
+    p50: percentile(run.seen, 50), p95: percentile(run.seen, 95),
+    displayP50: percentile(run.estimated, 50), displayP95: percentile(run.estimated, 95),
+    firstFrameMs: run.firstFrameMs, jitterBufferMs: run.jitterMs, stagesP50: stagesP50(run.stages) };
+}
+
+// The p50 of each stage, ms, from requestVideoFrameCallback's metadata: stamp → last
+// packet received, decode, received → presented to the compositor, presented → the
+// callback, and (Chromium's estimate) presented → expected on the display.
+function stagesP50(stages) {
+  const names = ["toReceived", "decode", "receivedToPresented", "presentedToCallback", "presentedToDisplay"];
+  return Object.fromEntries(names.map((n, i) => [n, Math.round(10 * percentile(stages.map((s) => s[i]), 50)) / 10]));
 }
 
 function serveReference() {
@@ -111,7 +135,7 @@ function serveReference() {
   const summary = {};
   for (const subject of ["campeer", "reference"]) {
     const rs = runs.filter((r) => r.subject === subject);
-    summary[subject] = Object.fromEntries(["p50", "p95", "firstFrameMs", "jitterBufferMs"]
+    summary[subject] = Object.fromEntries(["p50", "p95", "displayP50", "displayP95", "firstFrameMs", "jitterBufferMs"]
       .map((k) => [k, rs.map((r) => Math.round(r[k]))]));
     summary[subject].median = Object.fromEntries(Object.entries(summary[subject]).map(([k, v]) => [k, median(v)]));
   }
