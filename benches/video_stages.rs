@@ -1,11 +1,12 @@
 //! What the video stages cost, in CPU time, on this machine: the test pattern per frame
 //! (only what changes, against painting the whole picture), and the VP8 encoder at 30
 //! fps paced like a camera, by picture size and libvpx threads (what `video.threads =
-//! "auto"` decides from). Encoded frames are ffmpeg's moving testsrc2, so every
-//! macroblock changes, as with a camera's noise. The reference in the same run is
-//! GStreamer's `vp8enc` (Debian's gstreamer1.0-plugins-good, the same libvpx) with the
-//! same settings on the same raw frames, paced by `fakesink sync=true`. Run by hand or by
-//! `scripts/bench`; figures go to BENCHMARKS.md, never into assertions.
+//! "auto"` decides from), and with one temporal layer against two. Encoded frames are
+//! ffmpeg's moving testsrc2, so every macroblock changes, as with a camera's noise. The
+//! reference in the same run is GStreamer's `vp8enc` (Debian's gstreamer1.0-plugins-good,
+//! the same libvpx) with the same settings on the same raw frames, paced by `fakesink
+//! sync=true`. Run by hand or by `scripts/bench`; figures go to BENCHMARKS.md, never into
+//! assertions.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -76,6 +77,10 @@ fn pattern(w: u32, h: u32) {
 }
 
 fn settings(w: u32, h: u32, threads: u32) -> Vp8Settings {
+    layered(w, h, threads, 1)
+}
+
+fn layered(w: u32, h: u32, threads: u32, temporal_layers: u8) -> Vp8Settings {
     Vp8Settings {
         width: w,
         height: h,
@@ -84,6 +89,7 @@ fn settings(w: u32, h: u32, threads: u32) -> Vp8Settings {
         max_keyframe_distance: 300,
         cpu_used: 8,
         threads,
+        temporal_layers,
     }
 }
 
@@ -93,13 +99,16 @@ struct EncodeCost {
     worst_ms: f64,
     /// Percent of one core.
     cpu: f64,
+    /// What came out, all layers and the base layer alone.
+    kbps: f64,
+    base_kbps: f64,
 }
 
 /// Encodes `seconds` of `input` at 30 fps, sleeping between frames as a live source
 /// does (idle libvpx threads spin in those gaps, and that is what costs).
-fn encode(input: &[I420Frame], threads: u32, seconds: u32) -> EncodeCost {
-    let (w, h) = input[0].size();
-    let mut enc = Vp8Encoder::new(&settings(w, h, threads)).expect("encoder");
+fn encode(input: &[I420Frame], s: &Vp8Settings, seconds: u32) -> EncodeCost {
+    let mut enc = Vp8Encoder::new(s).expect("encoder");
+    let (mut bytes, mut base_bytes) = (0usize, 0usize);
     let period = Duration::from_secs(1) / FPS;
     let (start, c0) = (Instant::now(), cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID));
     let (mut busy, mut worst, n) = (Duration::ZERO, Duration::ZERO, seconds * FPS);
@@ -109,7 +118,12 @@ fn encode(input: &[I420Frame], threads: u32, seconds: u32) -> EncodeCost {
             &input[k as usize % input.len()],
             i64::from(k) * 3000,
             false,
-            &mut |_, _| {},
+            &mut |data, f| {
+                bytes += data.len();
+                if f.temporal_id == 0 {
+                    base_bytes += data.len();
+                }
+            },
         )
         .expect("encode");
         busy += t.elapsed();
@@ -118,7 +132,10 @@ fn encode(input: &[I420Frame], threads: u32, seconds: u32) -> EncodeCost {
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
     let cpu = cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID) - c0;
+    let kbps = |b: usize| b as f64 * 8.0 / f64::from(seconds) / 1000.0;
     EncodeCost {
+        kbps: kbps(bytes),
+        base_kbps: kbps(base_bytes),
         ms_per_frame: busy.as_secs_f64() * 1e3 / f64::from(n),
         worst_ms: worst.as_secs_f64() * 1e3,
         cpu: cpu / start.elapsed().as_secs_f64() * 100.0,
@@ -189,7 +206,7 @@ fn main() {
             .collect();
         std::fs::write(&raw, bytes).expect("write the raw frames for gst");
         for threads in [1, 2] {
-            let ours = encode(&input, threads, SECONDS);
+            let ours = encode(&input, &settings(w, h, threads), SECONDS);
             let gst = gst_vp8enc(&raw, &settings(w, h, threads));
             println!(
                 "| {w}x{h}, {threads} thread(s) | {:.1} ({:.1}) | {:.1} % | {:.1} % | {:.2} |",
@@ -202,4 +219,23 @@ fn main() {
         }
     }
     let _ = std::fs::remove_file(&raw);
+    temporal_layers(SECONDS);
+}
+
+/// What a second temporal layer costs the encoder (`video.temporal_layers`), at the
+/// default size and target.
+fn temporal_layers(seconds: u32) {
+    println!();
+    println!(
+        "| VP8 640x480 at {FPS} fps, 1 thread, 1000 kbit/s | ms/frame (worst) | CPU | out kbit/s | base layer kbit/s |"
+    );
+    println!("|---|---|---|---|---|");
+    let input = frames(640, 480, seconds * FPS);
+    for layers in [1, 2] {
+        let c = encode(&input, &layered(640, 480, 1, layers), seconds);
+        println!(
+            "| {layers} temporal layer(s) | {:.1} ({:.1}) | {:.1} % | {:.0} | {:.0} |",
+            c.ms_per_frame, c.worst_ms, c.cpu, c.kbps, c.base_kbps
+        );
+    }
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::media::video::vp8::MAX_TEMPORAL_LAYERS;
+
 /// Where `campeer` looks for its file when `--config` is not given, in order.
 pub const DEFAULT_PATHS: &[&str] = &["campeer.toml", "/etc/campeer/campeer.toml"];
 
@@ -178,6 +180,9 @@ pub struct VideoConfig {
     /// libvpx speed: higher costs less CPU for less quality; 8 suits a small board.
     pub cpu_used: i32,
     pub threads: EncoderThreads,
+    /// VP8 temporal layers, 1 or 2: with 2, a viewer on a thin link is sent the base
+    /// layer (half the frames) alone.
+    pub temporal_layers: u8,
 }
 
 /// `video.threads`: libvpx worker threads, or `"auto"`: by picture size and cores.
@@ -481,6 +486,7 @@ impl Default for VideoConfig {
             keyframe_interval: 300,
             cpu_used: 8,
             threads: EncoderThreads::Auto,
+            temporal_layers: 2,
         }
     }
 }
@@ -655,6 +661,12 @@ impl Config {
         {
             return Err(invalid("video.threads", format!("{n}: must be 1..=16")));
         }
+        if !(1..=MAX_TEMPORAL_LAYERS).contains(&v.temporal_layers) {
+            return Err(invalid(
+                "video.temporal_layers",
+                format!("{}: must be 1..={MAX_TEMPORAL_LAYERS}", v.temporal_layers),
+            ));
+        }
         if let VideoSource::Device(p) = &v.source
             && p.as_os_str().is_empty()
         {
@@ -809,6 +821,17 @@ mod tests {
         assert_eq!(c.video.source, VideoSource::Test);
         assert_eq!(c.audio.source, AudioSource::Pcm("hw:1,0".into()));
         assert_eq!(c.webrtc.udp_port_range, Some([50000, 50100]));
+    }
+
+    #[test]
+    fn temporal_layers_are_one_or_two() {
+        assert_eq!(load_str("", &[]).unwrap().video.temporal_layers, 2);
+        let one = load_str("[video]\ntemporal_layers = 1\n", &[]).unwrap();
+        assert_eq!(one.video.temporal_layers, 1);
+        for bad in [0, 3] {
+            let e = load_str(&format!("[video]\ntemporal_layers = {bad}\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains("video.temporal_layers"), "{e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use super::video::vp8::LayerRates;
+
 /// A raw picture: Y, then U, then V, tightly packed, chroma halved in both directions
 /// (rounded up). Buffers are reused, never allocated per frame. The fields are private
 /// so the buffer always holds exactly the planes its size says: the encoder hands it to
@@ -130,6 +132,20 @@ pub struct EncodedFrame {
     /// `captured` on the wall clock, read once at encode: what `abs-capture-time` carries
     /// (and the test pattern paints).
     pub captured_wall: SystemTime,
+    /// Video: the frame's temporal layer and the encoder's layer rates when it was made.
+    pub layer: Option<VideoLayer>,
+}
+
+/// Where a video frame sits among the temporal layers, for a session deciding what its
+/// viewer's link can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoLayer {
+    /// 0: the base layer, which keyframes are too.
+    pub temporal_id: u8,
+    /// Refers only to base-layer frames: a viewer may start taking its layer here.
+    pub sync: bool,
+    /// What the encoder's layers were given for this frame.
+    pub rates: LayerRates,
 }
 
 /// A session's handle on one encoded stream: subscribe to frames, ask for a keyframe.

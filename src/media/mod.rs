@@ -12,7 +12,7 @@ pub mod slot;
 pub mod threads;
 pub mod video;
 
-pub use frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats};
+pub use frame::{EncodedFrame, I420Frame, MediaFeed, MediaKind, MediaStats, VideoLayer};
 pub use pipeline::{MediaPipeline, VideoBitrate};
 
 /// How often a stage blocked on its input looks at the cancellation token.

@@ -7,7 +7,7 @@
 //! [`audio::encode`](super::audio::encode).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ use super::threads::{Ended, MediaThreads};
 use super::video::encode::VideoEncode;
 use super::video::source::{VideoCapture, VideoMode, VideoOrigin};
 use super::video::v4l2;
-use super::video::vp8::{self, Vp8Error, Vp8Settings};
+use super::video::vp8::{self, LayerRates, Vp8Error, Vp8Settings};
 use crate::config::{AudioConfig, AudioSource, EncoderThreads, VideoConfig, VideoSource};
 
 /// 100 ms of audio between tone and Opus: absorbs scheduling hiccups, adds no latency
@@ -110,25 +110,40 @@ fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
         max_keyframe_distance: v.keyframe_interval,
         cpu_used: v.cpu_used,
         threads,
+        temporal_layers: v.temporal_layers,
     }
 }
 
-/// The video encoder's target bitrate, kbps: set by congestion control, applied by the
-/// encoder before its next frame.
+/// The video encoder's target rates: set by congestion control, applied by the encoder
+/// before its next frame. Both rates in one atomic, so the encoder never reads a base
+/// from one decision with a total from another.
 #[derive(Debug, Clone)]
-pub struct VideoBitrate(Arc<AtomicU32>);
+pub struct VideoBitrate(Arc<AtomicU64>);
 
 impl VideoBitrate {
-    pub fn new(kbps: u32) -> Self {
-        Self(Arc::new(AtomicU32::new(kbps)))
+    pub fn new(rates: LayerRates) -> Self {
+        Self(Arc::new(AtomicU64::new(Self::pack(rates))))
     }
 
+    fn pack(r: LayerRates) -> u64 {
+        u64::from(r.base_kbps) << 32 | u64::from(r.total_kbps)
+    }
+
+    pub fn rates(&self) -> LayerRates {
+        let v = self.0.load(Ordering::Relaxed);
+        LayerRates {
+            base_kbps: (v >> 32) as u32,
+            total_kbps: v as u32,
+        }
+    }
+
+    /// All layers together, kbps.
     pub fn kbps(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
+        self.rates().total_kbps
     }
 
-    pub fn set(&self, kbps: u32) {
-        self.0.store(kbps, Ordering::Relaxed);
+    pub fn set(&self, rates: LayerRates) {
+        self.0.store(Self::pack(rates), Ordering::Relaxed);
     }
 }
 
@@ -155,7 +170,10 @@ impl MediaPipeline {
                 .is_some()
                 .then(|| MediaFeed::new(MediaKind::Audio)),
             stats: Arc::default(),
-            bitrate: VideoBitrate::new(video.start_bitrate_kbps()),
+            bitrate: VideoBitrate::new(LayerRates::start(
+                video.temporal_layers,
+                video.start_bitrate_kbps(),
+            )),
             threads: MediaThreads::new(cancel.clone()),
             cancel,
         };
@@ -300,6 +318,7 @@ mod tests {
     use super::*;
     use crate::media::EncodedFrame;
     use crate::media::video::encode::RTP_PAYLOAD_MTU;
+    use crate::media::video::vp8_rtp;
 
     fn start_320x240(video: VideoSource, audio: AudioSource) -> MediaPipeline {
         let video = VideoConfig {
@@ -400,11 +419,7 @@ mod tests {
             first.keyframe,
             "the first frame a viewer gets is a keyframe"
         );
-        let data: Vec<u8> = first
-            .payloads
-            .iter()
-            .flat_map(|p| p[1..].to_vec())
-            .collect();
+        let data = vp8_rtp::unpacketize(&first.payloads);
         let img = Vp8Decoder::new()
             .unwrap()
             .decode(&data)
@@ -442,14 +457,7 @@ mod tests {
         let mut counters = Vec::new();
         for _ in 0..5 {
             let frame = recv(&mut video).await;
-            let data: Vec<u8> = frame
-                .payloads
-                .iter()
-                .flat_map(|p| {
-                    // Strip the 1-byte VP8 payload descriptor (no extensions are written).
-                    p[1..].to_vec()
-                })
-                .collect();
+            let data = vp8_rtp::unpacketize(&frame.payloads);
             let img = decoder.decode(&data).unwrap().expect("a picture");
             let below = &img.y[200 * img.stride..200 * img.stride + 320];
             let mean = below.iter().map(|&v| u32::from(v)).sum::<u32>() / 320;

@@ -25,6 +25,7 @@ use super::late_arrivals::{self, LateArrivals};
 use super::stats::SessionStats;
 use crate::config::Config;
 use crate::media::VideoBitrate;
+use crate::media::video::vp8::{BASE_LAYER_SHARE, LayerRates};
 
 /// Packets a pacer holds before refusing more: about 300 ms at 200 kbit/s. Longer queues
 /// (the library's default is 4096) held resends past the viewer's patience.
@@ -43,6 +44,17 @@ const STEER_EVERY: Duration = Duration::from_millis(200);
 /// A change of the target smaller than this (in tenths) is applied but not logged.
 const LOG_STEP_TENTHS: u32 = 1;
 
+/// A weak viewer may pull the encoder's total down to this share of what the strongest
+/// could take, so that the base layer fits its link; one weaker still is sent keyframes
+/// only and costs the others nothing.
+const WEAK_VIEWER_COST: f64 = 0.5;
+/// The base layer never gets less than this share of the total (TL1 frames refer only
+/// to base frames: a starved base makes every TL1 frame nearly a keyframe).
+const MIN_BASE_SHARE: f64 = 0.1;
+/// The base layer is sized to this share of the weakest viewer's video share, leaving
+/// it room for its keyframes and resends.
+const BASE_FIT: f64 = 0.9;
+
 /// What the encoder may be asked for, from `[video]` and `[audio]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -52,6 +64,8 @@ pub struct Bounds {
     pub start_kbps: u32,
     /// What audio takes of every viewer's estimate.
     pub audio_kbps: u32,
+    /// The encoder's temporal layers, 1 or 2.
+    pub temporal_layers: u8,
 }
 
 impl Bounds {
@@ -62,6 +76,7 @@ impl Bounds {
             max_kbps: v.max_bitrate_kbps,
             start_kbps: v.start_bitrate_kbps(),
             audio_kbps: cfg.audio.bitrate_kbps + AUDIO_HEADERS_KBPS,
+            temporal_layers: v.temporal_layers,
         }
     }
 
@@ -91,17 +106,130 @@ pub fn video_target_kbps(estimates_kbps: impl IntoIterator<Item = u32>, b: &Boun
     }
 }
 
-/// One viewer's latest path estimate, kbps: written by its estimator, read by [`steer`].
+/// The encoder's layer rates for the viewers' path estimates: the total is the
+/// strongest viewer's latest ([`video_target_kbps`]); the base layer is sized to fit the
+/// weakest viewer it can serve (by its lowest estimate lately), from [`MIN_BASE_SHARE`] up to the usual split, and the
+/// total comes down for that viewer to no less than [`WEAK_VIEWER_COST`] of the
+/// strongest's.
+pub fn layer_rates(readings: &[Reading], b: &Bounds) -> LayerRates {
+    let strongest = video_target_kbps(readings.iter().map(|r| r.kbps), b);
+    if b.temporal_layers < 2 {
+        return LayerRates::single(strongest);
+    }
+    let floor = f64::from(strongest) * WEAK_VIEWER_COST * MIN_BASE_SHARE;
+    let weakest = readings
+        .iter()
+        .map(|r| f64::from(b.video_share_kbps(r.low_kbps)) * BASE_FIT)
+        .filter(|&fit| fit >= floor)
+        .fold(f64::INFINITY, f64::min);
+    if !weakest.is_finite() {
+        return LayerRates::split(strongest);
+    }
+    let total = f64::from(strongest)
+        .min(weakest / MIN_BASE_SHARE)
+        .max(f64::from(b.min_kbps));
+    LayerRates {
+        base_kbps: weakest.clamp(total * MIN_BASE_SHARE, total * BASE_LAYER_SHARE) as u32,
+        total_kbps: total as u32,
+    }
+}
+
+/// One viewer's path estimate, kbps: written by its estimator, read by [`steer`] and
+/// by its session's choice of layers.
 #[derive(Debug, Default)]
-pub struct Estimate(AtomicU32);
+pub struct Estimate {
+    latest: AtomicU32,
+    /// The lowest over the last [`LOW_WINDOW`]: what the link held at its worst lately.
+    low: AtomicU32,
+}
 
 impl Estimate {
-    pub fn kbps(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
+    fn new(kbps: u32) -> Self {
+        Self {
+            latest: AtomicU32::new(kbps),
+            low: AtomicU32::new(kbps),
+        }
     }
 
-    fn set(&self, kbps: u32) {
-        self.0.store(kbps, Ordering::Relaxed);
+    pub fn kbps(&self) -> u32 {
+        self.latest.load(Ordering::Relaxed)
+    }
+
+    pub fn low_kbps(&self) -> u32 {
+        self.low.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, kbps: u32, low_kbps: u32) {
+        self.latest.store(kbps, Ordering::Relaxed);
+        self.low.store(low_kbps, Ordering::Relaxed);
+    }
+}
+
+/// One viewer's estimate as [`layer_rates`] weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub kbps: u32,
+    /// The lowest lately: under a token bucket GCC's loss half climbs past the link until
+    /// it loses, then falls back; a base layer sized to the latest would follow it over.
+    pub low_kbps: u32,
+}
+
+/// What a published estimate may exceed what the viewer is receiving by: GCC's target
+/// climbs while a session sends less than it (a viewer sent only the base layer, or a
+/// still picture), with nothing to say it is wrong until it is used. libwebrtc clamps
+/// its delay-based estimate to 1.5 times the acknowledged rate for the same reason.
+const ACKED_HEADROOM: f64 = 2.0;
+/// Over how long the received rate is measured.
+const ACKED_WINDOW: Duration = Duration::from_secs(1);
+
+/// The rate a viewer acknowledges receiving (TWCC reports of packets that arrived).
+#[derive(Default)]
+struct AckedRate {
+    since: Option<Instant>,
+    arrived: VecDeque<(Instant, usize)>,
+    bytes: usize,
+}
+
+impl AckedRate {
+    /// Adds `reports` at `now`; returns the rate in kbps once a whole window is known.
+    fn add(&mut self, now: Instant, reports: &[PacketReport]) -> Option<u32> {
+        let since = *self.since.get_or_insert(now);
+        let bytes = reports.iter().filter(|r| r.arrived).map(|r| r.size).sum();
+        self.arrived.push_back((now, bytes));
+        self.bytes += bytes;
+        while let Some(&(at, b)) = self.arrived.front()
+            && now.saturating_duration_since(at) > ACKED_WINDOW
+        {
+            self.arrived.pop_front();
+            self.bytes -= b;
+        }
+        (now.saturating_duration_since(since) >= ACKED_WINDOW)
+            .then(|| (self.bytes as f64 * 8.0 / ACKED_WINDOW.as_secs_f64() / 1000.0) as u32)
+    }
+}
+
+/// How far back [`Estimate::low_kbps`] looks: a few of GCC's climbs and falls.
+const LOW_WINDOW: Duration = Duration::from_secs(10);
+
+/// The minimum of the values of the last [`LOW_WINDOW`] (a monotonic queue: each value
+/// leaves once a later one is no larger, or once it is too old).
+#[derive(Default)]
+struct LowWindow(VecDeque<(Instant, u32)>);
+
+impl LowWindow {
+    fn push(&mut self, now: Instant, kbps: u32) -> u32 {
+        while self.0.back().is_some_and(|&(_, v)| v >= kbps) {
+            self.0.pop_back();
+        }
+        self.0.push_back((now, kbps));
+        while self
+            .0
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_duration_since(at) > LOW_WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.front().map_or(kbps, |&(_, v)| v)
     }
 }
 
@@ -112,20 +240,31 @@ pub struct Estimates(Arc<Mutex<Vec<Weak<Estimate>>>>);
 impl Estimates {
     /// A new viewer's estimate, starting where its estimator does.
     pub fn join(&self, start_kbps: u32) -> Arc<Estimate> {
-        let estimate = Arc::new(Estimate(AtomicU32::new(start_kbps)));
+        let estimate = Arc::new(Estimate::new(start_kbps));
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.strong_count() > 0);
         all.push(Arc::downgrade(&estimate));
         estimate
     }
 
-    /// The live viewers' estimates, kbps.
-    pub fn kbps(&self) -> Vec<u32> {
+    /// The live viewers' estimates.
+    pub fn readings(&self) -> Vec<Reading> {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.strong_count() > 0);
         all.iter()
-            .filter_map(|e| Some(e.upgrade()?.kbps()))
+            .filter_map(|e| {
+                let e = e.upgrade()?;
+                Some(Reading {
+                    kbps: e.kbps(),
+                    low_kbps: e.low_kbps(),
+                })
+            })
             .collect()
+    }
+
+    /// The live viewers' latest estimates, kbps.
+    pub fn kbps(&self) -> Vec<u32> {
+        self.readings().iter().map(|r| r.kbps).collect()
     }
 }
 
@@ -161,6 +300,29 @@ pub(super) struct SessionCongestion {
     pub(super) bounds: Bounds,
     pub(super) estimate: Arc<Estimate>,
     pub(super) stats: Arc<SessionStats>,
+}
+
+impl SessionCongestion {
+    pub(super) fn video_share(&self) -> VideoShare {
+        VideoShare {
+            bounds: self.bounds,
+            estimate: Arc::clone(&self.estimate),
+        }
+    }
+}
+
+/// What of one viewer's estimate video may take: what its send task weighs the
+/// encoder's layers against.
+#[derive(Clone)]
+pub(super) struct VideoShare {
+    bounds: Bounds,
+    estimate: Arc<Estimate>,
+}
+
+impl VideoShare {
+    pub(super) fn kbps(&self) -> u32 {
+        self.bounds.video_share_kbps(self.estimate.kbps())
+    }
 }
 
 /// Sequence numbers a [`Resends`] remembers: a few seconds of video.
@@ -203,14 +365,23 @@ struct Publishing {
     gcc: Gcc,
     resends: Resends,
     late: LateArrivals,
+    acked: AckedRate,
+    /// Never published below this: GCC's own floor.
+    floor_kbps: u32,
+    low: LowWindow,
     out: Arc<Estimate>,
     stats: Option<Arc<SessionStats>>,
 }
 
 impl Publishing {
-    fn publish(&self) {
-        let kbps = (self.gcc.target_bitrate() / 1000.0) as u32;
-        self.out.set(kbps);
+    /// Publishes GCC's target, held to [`ACKED_HEADROOM`] times what the viewer received.
+    fn publish(&mut self, now: Instant, acked_kbps: Option<u32>) {
+        let mut kbps = (self.gcc.target_bitrate() / 1000.0) as u32;
+        if let Some(acked) = acked_kbps {
+            let proven = (f64::from(acked) * ACKED_HEADROOM) as u32;
+            kbps = kbps.min(proven.max(self.floor_kbps));
+        }
+        self.out.set(kbps, self.low.push(now, kbps));
         if let Some(stats) = &self.stats {
             stats.set_bitrate_estimate_kbps(Some(kbps));
         }
@@ -226,7 +397,8 @@ impl BandwidthEstimator for Publishing {
             .collect();
         let heard = self.late.sort(now, counted);
         self.gcc.on_reports(now, &heard);
-        self.publish();
+        let acked = self.acked.add(now, &heard);
+        self.publish(now, acked);
     }
 
     /// What the library's pacer releases: the estimate, with [`PACING_FACTOR`] headroom.
@@ -275,6 +447,9 @@ pub(super) fn congestion_control(
         gcc,
         resends: Resends::default(),
         late,
+        acked: AckedRate::default(),
+        floor_kbps: bounds.estimate_for(bounds.min_kbps),
+        low: LowWindow::default(),
         out: Arc::clone(estimate),
         stats: Some(Arc::clone(stats)),
     };
@@ -309,17 +484,19 @@ pub async fn steer(congestion: Congestion, target: VideoBitrate, cancel: Cancell
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let all = estimates.kbps();
-        let kbps = video_target_kbps(all.iter().copied(), &bounds);
-        if kbps == target.kbps() {
+        let readings = estimates.readings();
+        let rates = layer_rates(&readings, &bounds);
+        let all: Vec<u32> = readings.iter().map(|r| r.kbps).collect();
+        if rates == target.rates() {
             continue;
         }
-        target.set(kbps);
+        target.set(rates);
+        let kbps = rates.total_kbps;
         let step = logged.abs_diff(kbps) * 10 >= logged * LOG_STEP_TENTHS;
         let bound = kbps == bounds.min_kbps || kbps == bounds.max_kbps;
         if step || bound {
             logged = kbps;
-            info!(kbps, estimates_kbps = ?all, "video target");
+            info!(kbps, base_kbps = rates.base_kbps, estimates_kbps = ?all, "video target");
         }
     }
 }
@@ -334,7 +511,64 @@ mod tests {
             max_kbps: 2500,
             start_kbps: 1000,
             audio_kbps: 55,
+            temporal_layers: 2,
         }
+    }
+
+    /// A steady estimate whose video share is `video_kbps`.
+    fn estimate(video_kbps: u32) -> Reading {
+        let kbps = bounds().estimate_for(video_kbps);
+        Reading {
+            kbps,
+            low_kbps: kbps,
+        }
+    }
+
+    #[test]
+    fn viewers_alike_get_the_usual_split() {
+        let r = layer_rates(&[estimate(1000), estimate(1000)], &bounds());
+        assert_eq!(r.total_kbps.abs_diff(1000), 0, "{r:?}");
+        assert!(r.base_kbps.abs_diff(600) <= 1, "{r:?}");
+    }
+
+    #[test]
+    fn the_base_layer_shrinks_to_fit_a_weaker_viewer() {
+        let r = layer_rates(&[estimate(2000), estimate(400)], &bounds());
+        assert_eq!(r.total_kbps, 2000, "the strongest keeps its rate");
+        assert!(
+            r.base_kbps.abs_diff(360) <= 1,
+            "90 % of the weak share: {r:?}"
+        );
+    }
+
+    #[test]
+    fn a_weak_viewer_costs_the_strongest_at_most_half() {
+        let b = bounds();
+        let r = layer_rates(&[estimate(2000), estimate(200)], &b);
+        assert!(
+            r.total_kbps.abs_diff(1800) <= 1,
+            "180 kbps is 10 % of 1800: {r:?}"
+        );
+        assert!(r.base_kbps.abs_diff(180) <= 1, "{r:?}");
+        let r = layer_rates(&[estimate(2000), estimate(100)], &b);
+        assert_eq!(
+            r,
+            LayerRates::split(2000),
+            "too weak to serve at half: keyframes only, at no cost"
+        );
+    }
+
+    #[test]
+    fn one_layer_gets_the_whole_target() {
+        let b = Bounds {
+            temporal_layers: 1,
+            ..bounds()
+        };
+        let r = layer_rates(&[estimate(2000), estimate(200)], &b);
+        assert_eq!(
+            r,
+            LayerRates::single(video_target_kbps([estimate(2000).kbps], &b))
+        );
     }
 
     #[test]
@@ -370,7 +604,7 @@ mod tests {
         let estimates = Estimates::default();
         let a = estimates.join(500);
         let b = estimates.join(900);
-        a.set(700);
+        a.set(700, 500);
         assert_eq!(estimates.kbps(), vec![700, 900]);
         drop(b);
         assert_eq!(estimates.kbps(), vec![700]);
@@ -414,22 +648,70 @@ mod tests {
         assert!(r.counts(&report(0, false)), "forgotten: counted again");
     }
 
-    #[test]
-    fn the_estimator_publishes_its_estimate_and_paces_above_it() {
-        let estimates = Estimates::default();
-        let out = estimates.join(0);
-        let mut e = Publishing {
-            gcc: Gcc::new(400_000.0, 30_000.0, 3_000_000.0),
+    /// An estimator starting at `start_bps`, publishing to the estimate returned.
+    fn publishing(start_bps: f64, floor_kbps: u32) -> (Publishing, Arc<Estimate>) {
+        let out = Estimates::default().join(0);
+        let e = Publishing {
+            gcc: Gcc::new(start_bps, 30_000.0, 3_000_000.0),
             resends: Resends::default(),
             late: LateArrivals::new().1,
+            acked: AckedRate::default(),
+            floor_kbps,
+            low: LowWindow::default(),
             out: Arc::clone(&out),
             stats: None,
         };
+        (e, out)
+    }
+
+    #[test]
+    fn the_estimator_publishes_its_estimate_and_paces_above_it() {
+        let (mut e, out) = publishing(400_000.0, 0);
         assert_eq!(out.kbps(), 0, "nothing said before any feedback");
         e.on_reports(Instant::now(), &[report(1, true)]);
         let estimate = e.gcc.target_bitrate();
         assert!(estimate > 0.0);
         assert_eq!(out.kbps(), (estimate / 1000.0) as u32);
         assert_eq!(e.target_bitrate(), estimate * PACING_FACTOR);
+    }
+
+    #[test]
+    fn the_base_layer_fits_a_viewer_at_its_lowest_lately() {
+        let climbing = Reading {
+            low_kbps: estimate(200).kbps,
+            ..estimate(600)
+        };
+        let r = layer_rates(&[estimate(2000), climbing], &bounds());
+        assert!(r.base_kbps.abs_diff(180) <= 1, "{r:?}");
+    }
+
+    #[test]
+    fn the_low_is_the_minimum_of_the_window() {
+        let mut w = LowWindow::default();
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(w.push(t, 500), 500);
+        assert_eq!(w.push(t + s(1), 200), 200);
+        assert_eq!(w.push(t + s(2), 900), 200);
+        assert_eq!(w.push(t + s(9), 700), 200);
+        assert_eq!(w.push(t + s(12), 800), 700, "the 200 is too old");
+        assert_eq!(w.push(t + s(30), 900), 900);
+    }
+
+    #[test]
+    fn the_published_estimate_is_held_to_twice_what_arrives() {
+        let (mut e, out) = publishing(3_000_000.0, 180);
+        let t = Instant::now();
+        // 10 packets of 1200 bytes every 100 ms: 960 kbit/s.
+        for n in 0..=15u16 {
+            let reports: Vec<PacketReport> = (0..10).map(|k| report(n * 10 + k, true)).collect();
+            e.on_reports(t + Duration::from_millis(100 * u64::from(n)), &reports);
+        }
+        let published = out.kbps();
+        assert!(
+            (1900..=2200).contains(&published),
+            "about twice 960 kbit/s: {published}"
+        );
+        assert!(f64::from(published) < e.gcc.target_bitrate() / 1000.0);
     }
 }

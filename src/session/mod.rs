@@ -6,7 +6,8 @@
 //! `header_ext.rs`, the DTLS certificate all sessions share `certificate.rs`. Each
 //! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
 //! (`link_report.rs`); each viewer's bandwidth estimate and the encoder's target are
-//! `congestion.rs`.
+//! `congestion.rs`; which of the encoder's temporal layers each viewer is sent,
+//! `layers.rs`.
 
 pub mod candidate;
 pub mod certificate;
@@ -15,6 +16,7 @@ mod connection;
 pub mod header_ext;
 pub mod keyframe;
 mod late_arrivals;
+pub mod layers;
 mod link_report;
 pub mod machine;
 pub mod peer;

@@ -20,7 +20,7 @@ use webrtc::peer_connection::{
 };
 
 use super::candidate::RemoteCandidates;
-use super::congestion::Congestion;
+use super::congestion::{Congestion, VideoShare};
 use super::connection::{PcEvent, Track, add_tracks, build_connection, send_only};
 use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
@@ -203,6 +203,8 @@ struct Inputs {
     offer_received: Instant,
     remote_candidates: mpsc::Receiver<Candidate>,
     events: mpsc::UnboundedReceiver<PcEvent>,
+    /// What of the viewer's estimate video may take: which layers it is sent.
+    video_share: VideoShare,
 }
 
 async fn run(
@@ -229,6 +231,7 @@ async fn run(
             offer_received,
             remote_candidates,
             events,
+            video_share: congestion.video_share(),
         };
         Ok(drive(&pc, &ctx, answer, sending, inputs, stats, &cancel).await)
     }
@@ -327,6 +330,7 @@ async fn drive(
         sending,
         media: MediaTasks::new(cancel),
         stats,
+        video_share: inputs.video_share.clone(),
     };
     let mut link_reports = tokio::time::interval(LINK_REPORT_EVERY);
     // Signed, so the page can tell campeer's answer from one another room member made.
@@ -373,6 +377,7 @@ struct Edge<'a> {
     media: MediaTasks,
     /// Shared with the [`SessionHandle`]: its state tells [`SessionHandle::is_lost`].
     stats: Arc<SessionStats>,
+    video_share: VideoShare,
 }
 
 impl Edge<'_> {
@@ -398,7 +403,8 @@ impl Edge<'_> {
                 self.stats.set_state(LinkState::from(state));
                 if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
                     let sending = std::mem::take(&mut self.sending);
-                    self.media.start(sending, &self.ctx.keyframes, &self.stats);
+                    self.media
+                        .start(sending, &self.ctx.keyframes, &self.stats, &self.video_share);
                 }
             }
         }

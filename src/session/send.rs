@@ -10,13 +10,16 @@ use rtc::rtp_transceiver::PayloadType;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, debug, info, warn};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
+use super::congestion::VideoShare;
 use super::header_ext::HeaderExtIds;
 use super::keyframe::{self, Keyframes};
+use super::layers::{Forwarded, LayerSelector, Verdict};
 use super::stats::SessionStats;
+use crate::media::video::vp8_rtp;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
 
 /// A track the answer agreed to, with the payload type and header extensions it agreed
@@ -72,10 +75,16 @@ impl MediaTasks {
         sending: Vec<Sending>,
         keyframes: &Keyframes,
         stats: &Arc<SessionStats>,
+        video_share: &VideoShare,
     ) {
         for s in sending {
             let video = s.feed.kind() == MediaKind::Video;
             let keyframes = video.then(|| keyframes.clone());
+            let layers = video.then(|| Layers {
+                selector: LayerSelector::new(rand::random(), rand::random()),
+                share: video_share.clone(),
+                logged: None,
+            });
             let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video)
                 .with_header_ext(s.header_ext);
             let frames = s.early.unwrap_or_else(|| {
@@ -87,6 +96,7 @@ impl MediaTasks {
             let counted = Counted {
                 kind: s.feed.kind(),
                 stats: Arc::clone(stats),
+                layers,
             };
             let stop = self.stop.clone();
             self.spawn(send_media(frames, writer, keyframes.clone(), counted, stop));
@@ -147,10 +157,73 @@ async fn watch_feedback(
     }
 }
 
-/// Where one send task counts what it writes and skips.
+/// Where one send task counts what it writes and skips, and (video) which layers it
+/// forwards.
 struct Counted {
     kind: MediaKind,
     stats: Arc<SessionStats>,
+    layers: Option<Layers>,
+}
+
+/// Video's choice of temporal layers, against its viewer's share of the estimate.
+struct Layers {
+    selector: LayerSelector,
+    share: VideoShare,
+    /// What the log and the stats last said.
+    logged: Option<Forwarded>,
+}
+
+impl Counted {
+    /// Whether `frame` goes to this viewer, and under which picture ids; asks for a
+    /// keyframe when the viewer needs one before anything else can follow.
+    fn select(&mut self, frame: &EncodedFrame, keyframes: Option<&Keyframes>) -> Option<Stamp> {
+        let (Some(layers), Some(layer)) = (&mut self.layers, &frame.layer) else {
+            return Some(Stamp::Unchanged);
+        };
+        let share = layers.share.kbps();
+        let verdict = layers
+            .selector
+            .frame(Instant::now(), share, frame.keyframe, layer);
+        let forwarded = layers.selector.forwarded();
+        if forwarded != layers.logged {
+            layers.logged = forwarded;
+            self.stats.set_layers_forwarded(forwarded);
+            if let Some(f) = forwarded {
+                info!(
+                    layers = f.layers(),
+                    share_kbps = share,
+                    base_kbps = layer.rates.base_kbps,
+                    total_kbps = layer.rates.total_kbps,
+                    "layers forwarded"
+                );
+            }
+        }
+        match verdict {
+            Verdict::Forward {
+                picture_id,
+                tl0_pic_idx,
+            } => Some(Stamp::Vp8 {
+                picture_id,
+                tl0_pic_idx,
+            }),
+            Verdict::Drop => None,
+            Verdict::DropAndAskKeyframe => {
+                if let Some(k) = keyframes {
+                    k.request();
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The session's own numbering of a frame's payloads.
+#[derive(Debug, Clone, Copy)]
+enum Stamp {
+    /// As encoded (audio).
+    Unchanged,
+    /// VP8 restamped with the session's picture id and TL0PICIDX.
+    Vp8 { picture_id: u16, tl0_pic_idx: u8 },
 }
 
 /// Copies the shared frames into this session's track. Video (which has `keyframes`)
@@ -160,7 +233,7 @@ async fn send_media(
     mut frames: broadcast::Receiver<Arc<EncodedFrame>>,
     mut writer: RtpWriter,
     keyframes: Option<Keyframes>,
-    counted: Counted,
+    mut counted: Counted,
     stop: CancellationToken,
 ) {
     let mut need_keyframe = keyframes.is_some();
@@ -195,8 +268,11 @@ async fn send_media(
             continue;
         }
         need_keyframe = false;
+        let Some(stamp) = counted.select(&frame, keyframes.as_ref()) else {
+            continue;
+        };
         sent_any = true;
-        if let Err(e) = writer.write(&frame).await {
+        if let Err(e) = writer.write(&frame, stamp).await {
             debug!("write rtp: {e}");
             return;
         }
@@ -240,9 +316,21 @@ impl RtpWriter {
         Self { header_ext, ..self }
     }
 
-    async fn write(&mut self, frame: &EncodedFrame) -> Result<(), webrtc::error::Error> {
+    async fn write(
+        &mut self,
+        frame: &EncodedFrame,
+        stamp: Stamp,
+    ) -> Result<(), webrtc::error::Error> {
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {
+            let payload = match stamp {
+                Stamp::Unchanged => payload.clone(),
+                Stamp::Vp8 {
+                    picture_id,
+                    tl0_pic_idx,
+                } => vp8_rtp::restamp(payload, picture_id, tl0_pic_idx)
+                    .unwrap_or_else(|| payload.clone()),
+            };
             let mut packet = rtc::rtp::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
@@ -253,7 +341,7 @@ impl RtpWriter {
                     ssrc: self.ssrc,
                     ..Default::default()
                 },
-                payload: payload.clone(),
+                payload,
             };
             if i == 0 {
                 self.header_ext

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use webrtc::peer_connection::RTCPeerConnectionState;
 
+use super::layers::Forwarded;
 use crate::media::{EncodedFrame, MediaKind};
 use crate::signaling::protocol::SessionId;
 
 /// The bandwidth estimate's "none yet".
 const NO_ESTIMATE: u32 = u32::MAX;
+/// The layers forwarded's "no video frame yet".
+const NO_LAYERS: u8 = u8::MAX;
 
 /// Where a session's connection is, as the status page shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +185,8 @@ pub struct SessionStats {
     lags: AtomicU64,
     delay: DelayRing,
     bitrate_estimate_kbps: AtomicU32,
+    /// [`Forwarded::layers`], or [`NO_LAYERS`] before the first video frame.
+    layers_forwarded: AtomicU8,
     link: Mutex<LinkReport>,
 }
 
@@ -196,6 +201,7 @@ impl SessionStats {
             lags: AtomicU64::new(0),
             delay: DelayRing::default(),
             bitrate_estimate_kbps: AtomicU32::new(NO_ESTIMATE),
+            layers_forwarded: AtomicU8::new(NO_LAYERS),
             link: Mutex::default(),
         }
     }
@@ -244,6 +250,13 @@ impl SessionStats {
         self.bitrate_estimate_kbps.store(v, Ordering::Relaxed);
     }
 
+    /// Which of the encoder's temporal layers the video task forwards; `None` before
+    /// its first frame.
+    pub fn set_layers_forwarded(&self, forwarded: Option<Forwarded>) {
+        let v = forwarded.map_or(NO_LAYERS, Forwarded::layers);
+        self.layers_forwarded.store(v, Ordering::Relaxed);
+    }
+
     /// The figures as they are now.
     pub fn snapshot(&self, now: Instant) -> SessionSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -264,6 +277,7 @@ impl SessionStats {
             lags: get(&self.lags),
             capture_to_send: self.delay.summary(),
             bitrate_estimate_kbps: (estimate != NO_ESTIMATE).then_some(estimate),
+            layers_forwarded: Forwarded::from_layers(self.layers_forwarded.load(Ordering::Relaxed)),
         }
     }
 }
@@ -287,6 +301,8 @@ pub struct SessionSnapshot {
     pub lags: u64,
     pub capture_to_send: Option<DelaySummary>,
     pub bitrate_estimate_kbps: Option<u32>,
+    /// Which temporal layers the viewer is sent; `None` before its first video frame.
+    pub layers_forwarded: Option<Forwarded>,
 }
 
 #[cfg(test)]
@@ -301,6 +317,7 @@ mod tests {
             keyframe: false,
             captured,
             captured_wall: std::time::SystemTime::now(),
+            layer: None,
         }
     }
 
@@ -367,11 +384,13 @@ mod tests {
         let snap = s.snapshot(t0);
         assert_eq!(snap.state, LinkState::Negotiating);
         assert_eq!(snap.bitrate_estimate_kbps, None);
+        assert_eq!(snap.layers_forwarded, None);
         assert_eq!(snap.link, LinkReport::default());
         s.lagged();
         s.lagged();
         s.set_state(RTCPeerConnectionState::Connected.into());
         s.set_bitrate_estimate_kbps(Some(750));
+        s.set_layers_forwarded(Some(Forwarded::Base));
         let link = LinkReport {
             remote: Some("192.0.2.7:50000".into()),
             rtt: Some(Duration::from_millis(12)),
@@ -383,6 +402,7 @@ mod tests {
         assert_eq!(snap.lags, 2);
         assert_eq!(snap.state, LinkState::Connected);
         assert_eq!(snap.bitrate_estimate_kbps, Some(750));
+        assert_eq!(snap.layers_forwarded, Some(Forwarded::Base));
         assert_eq!(snap.link, link);
         assert_eq!(snap.age, Duration::from_secs(2));
         s.set_bitrate_estimate_kbps(None);

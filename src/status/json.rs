@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Snapshot;
+use crate::session::layers::Forwarded;
 use crate::session::stats::{SentSnapshot, SessionSnapshot};
 
 pub fn render(snap: &Snapshot) -> String {
@@ -64,6 +65,7 @@ fn session(s: &SessionSnapshot) -> Value {
             "frames": d.window,
         })),
         "bitrate_estimate_kbps": s.bitrate_estimate_kbps,
+        "layers_forwarded": s.layers_forwarded.map(Forwarded::layers),
     })
 }
 
@@ -104,6 +106,7 @@ mod tests {
             json!({"p50": 4.0, "p95": 9.0, "max": 15.0, "frames": 128})
         );
         assert_eq!(a["bitrate_estimate_kbps"], Value::Null);
+        assert_eq!(a["layers_forwarded"], json!(1));
     }
 
     #[test]
@@ -118,6 +121,7 @@ mod tests {
             "packets_lost",
             "fraction_lost",
             "capture_to_send_ms",
+            "layers_forwarded",
         ] {
             assert_eq!(b[key], Value::Null, "{key}");
         }

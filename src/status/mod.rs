@@ -111,6 +111,7 @@ pub(crate) mod fixture {
     //! One fixed snapshot both renderers are tested on.
 
     use super::*;
+    use crate::session::layers::Forwarded;
     use crate::session::stats::{DelaySummary, LinkReport, LinkState, SentSnapshot};
 
     pub fn snapshot() -> Snapshot {
@@ -170,6 +171,7 @@ pub(crate) mod fixture {
                         sum: ms(9000),
                     }),
                     bitrate_estimate_kbps: None,
+                    layers_forwarded: Some(Forwarded::Base),
                 },
                 SessionSnapshot {
                     id: "we\"ird".into(),
@@ -181,6 +183,7 @@ pub(crate) mod fixture {
                     lags: 0,
                     capture_to_send: None,
                     bitrate_estimate_kbps: Some(800),
+                    layers_forwarded: None,
                 },
             ],
         }

@@ -280,6 +280,13 @@ fn sessions(out: &mut Exposition, sessions: &[SessionSnapshot]) {
         "Congestion control's bandwidth estimate for the viewer.",
         |s| s.bitrate_estimate_kbps.map(|k| f64::from(k) * 1000.0),
     );
+    out.per_session(
+        sessions,
+        "campeer_session_layers_forwarded",
+        Gauge,
+        "VP8 temporal layers the viewer is sent: 2 all, 1 the base (half the frames), 0 keyframes only.",
+        |s| s.layers_forwarded.map(|l| f64::from(l.layers())),
+    );
 
     let name = "campeer_session_capture_to_send_seconds";
     out.family(name, Summary,
@@ -426,6 +433,10 @@ mod tests {
         assert_eq!(
             value(&text, "campeer_session_bitrate_estimate_bps", &a),
             None
+        );
+        assert_eq!(
+            value(&text, "campeer_session_layers_forwarded", &a),
+            Some(1.0)
         );
 
         // The label value comes back whole through the escaping.

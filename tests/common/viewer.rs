@@ -938,6 +938,7 @@ async fn send_own_media(video: Arc<TrackLocalStaticSample>, audio: Arc<TrackLoca
         max_keyframe_distance: 300,
         cpu_used: 8,
         threads: 1,
+        temporal_layers: 1,
     };
     let mut encoder = Vp8Encoder::new(&settings).expect("viewer VP8 encoder");
     let mut pattern = TestPattern::new(160, 120);

@@ -58,6 +58,7 @@ impl AudioEncode {
                     // When the chunk reached this stage: ALSA's own stamps are not read.
                     captured: Instant::now(),
                     captured_wall: SystemTime::now(),
+                    layer: None,
                 });
             }
             Err(e) => warn!("{e}"),

@@ -10,15 +10,13 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
-use bytes::Bytes;
-use rtc::rtp::codec::vp8::Vp8Payloader;
-use rtc::rtp::packetizer::Payloader;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::vp8::{Vp8Encoder, Vp8Error, Vp8Settings};
+use super::vp8::{LayerRates, Vp8Encoder, Vp8Error, Vp8Settings};
+use super::vp8_rtp::{self, Descriptor};
 use crate::media::STAGE_POLL;
-use crate::media::frame::{EncodedFrame, I420Frame, MediaFeed, MediaStats};
+use crate::media::frame::{EncodedFrame, I420Frame, MediaFeed, MediaStats, VideoLayer};
 use crate::media::pace::wall_clock;
 use crate::media::pipeline::VideoBitrate;
 use crate::media::slot::FrameSlot;
@@ -30,7 +28,10 @@ pub const RTP_PAYLOAD_MTU: usize = 1188;
 pub struct VideoEncode {
     encoder: Vp8Encoder,
     settings: Vp8Settings,
-    payloader: Vp8Payloader,
+    /// The descriptor's picture id and TL0PICIDX as encoded; each session restamps them
+    /// for the frames it forwards.
+    picture_id: u16,
+    tl0_pic_idx: u8,
     /// The RTP clock's zero: frames are stamped from their capture time.
     started: Instant,
     feed: MediaFeed,
@@ -53,7 +54,8 @@ impl VideoEncode {
         Ok(Self {
             encoder: Vp8Encoder::new(&settings)?,
             settings,
-            payloader: Vp8Payloader::default(),
+            picture_id: 0,
+            tl0_pic_idx: 0,
             started,
             feed,
             stats,
@@ -97,9 +99,13 @@ impl VideoEncode {
         if frame.size() != (self.settings.width, self.settings.height) {
             self.resize(frame.width(), frame.height());
         }
-        let kbps = self.bitrate.kbps();
-        if kbps != self.encoder.bitrate_kbps()
-            && let Err(e) = self.encoder.set_bitrate_kbps(kbps)
+        let rates = self.bitrate.rates();
+        let rates = match self.encoder.temporal_layers() {
+            1 => LayerRates::single(rates.total_kbps),
+            _ => rates,
+        };
+        if rates != self.encoder.rates()
+            && let Err(e) = self.encoder.set_rates(rates)
         {
             warn!("{e}");
         }
@@ -110,31 +116,43 @@ impl VideoEncode {
             * 90_000.0) as i64;
         let captured_wall = wall_clock(frame.captured());
         let force = self.feed.take_keyframe_request();
+        let rates = self.encoder.rates();
         let Self {
             encoder,
-            payloader,
+            picture_id,
+            tl0_pic_idx,
             feed,
             stats,
             ..
         } = self;
-        let result = encoder.encode(frame, ticks, force, &mut |data, keyframe| match payloader
-            .payload(RTP_PAYLOAD_MTU, &Bytes::copy_from_slice(data))
-        {
-            Ok(payloads) => {
-                MediaStats::add(&stats.video_encoded, 1);
-                MediaStats::add(&stats.video_bytes, data.len() as u64);
-                if keyframe {
-                    MediaStats::add(&stats.video_keyframes, 1);
-                }
-                feed.publish(EncodedFrame {
-                    payloads,
-                    rtp_time: ticks as u32,
-                    keyframe,
-                    captured: frame.captured(),
-                    captured_wall,
-                });
+        let result = encoder.encode(frame, ticks, force, &mut |data, vp8| {
+            if vp8.temporal_id == 0 {
+                *tl0_pic_idx = tl0_pic_idx.wrapping_add(1);
             }
-            Err(e) => warn!("VP8 packetization: {e}"),
+            let descriptor = Descriptor {
+                picture_id: *picture_id,
+                tl0_pic_idx: *tl0_pic_idx,
+                temporal_id: vp8.temporal_id,
+                layer_sync: vp8.layer_sync,
+            };
+            *picture_id = picture_id.wrapping_add(1) & 0x7fff;
+            MediaStats::add(&stats.video_encoded, 1);
+            MediaStats::add(&stats.video_bytes, data.len() as u64);
+            if vp8.keyframe {
+                MediaStats::add(&stats.video_keyframes, 1);
+            }
+            feed.publish(EncodedFrame {
+                payloads: vp8_rtp::packetize(data, &descriptor, RTP_PAYLOAD_MTU),
+                rtp_time: ticks as u32,
+                keyframe: vp8.keyframe,
+                captured: frame.captured(),
+                captured_wall,
+                layer: Some(VideoLayer {
+                    temporal_id: vp8.temporal_id,
+                    sync: vp8.layer_sync,
+                    rates,
+                }),
+            });
         });
         if let Err(e) = result {
             warn!("{e}");

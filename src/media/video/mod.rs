@@ -7,3 +7,4 @@ pub mod source;
 pub mod test_pattern;
 pub mod v4l2;
 pub mod vp8;
+pub mod vp8_rtp;

@@ -29,6 +29,84 @@ pub struct Vp8Settings {
     pub cpu_used: i32,
     /// libvpx worker threads.
     pub threads: u32,
+    /// 1, or 2: every other frame (TL1) is one no later frame refers to, so a viewer
+    /// on a thin link can be sent the others (TL0) alone.
+    pub temporal_layers: u8,
+}
+
+/// The most temporal layers [`Vp8Encoder`] makes.
+pub const MAX_TEMPORAL_LAYERS: u8 = 2;
+
+/// What the encoder's layers are given, kbps: the base layer (TL0, every other frame)
+/// and all layers together. With one layer the two are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerRates {
+    pub base_kbps: u32,
+    pub total_kbps: u32,
+}
+
+/// The base layer's default share of the total, libwebrtc's two-layer split (60/40).
+pub const BASE_LAYER_SHARE: f64 = 0.6;
+
+impl LayerRates {
+    /// One rate for the one layer.
+    pub fn single(kbps: u32) -> Self {
+        Self {
+            base_kbps: kbps,
+            total_kbps: kbps,
+        }
+    }
+
+    /// Before congestion control says anything: `total_kbps`, split if there are layers.
+    pub fn start(layers: u8, total_kbps: u32) -> Self {
+        if layers > 1 {
+            Self::split(total_kbps)
+        } else {
+            Self::single(total_kbps)
+        }
+    }
+
+    /// `total_kbps` split as [`BASE_LAYER_SHARE`] says.
+    pub fn split(total_kbps: u32) -> Self {
+        Self {
+            base_kbps: (f64::from(total_kbps) * BASE_LAYER_SHARE) as u32,
+            total_kbps,
+        }
+    }
+}
+
+/// libvpx's per-layer targets are cumulative: layer 1's includes layer 0's.
+fn set_layer_rates(cfg: &mut vpx::vpx_codec_enc_cfg_t, rates: LayerRates) {
+    let base = rates.base_kbps.clamp(1, rates.total_kbps.max(1));
+    cfg.rc_target_bitrate = rates.total_kbps;
+    cfg.ts_target_bitrate[0] = base;
+    cfg.ts_target_bitrate[1] = rates.total_kbps.max(base);
+}
+
+/// Where an encoded frame sits among the temporal layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Frame {
+    pub keyframe: bool,
+    /// 0 for the base layer (keyframes too), 1 for the frames between.
+    pub temporal_id: u8,
+    /// Refers only to base-layer frames: a viewer may start taking this layer here.
+    pub layer_sync: bool,
+}
+
+/// libvpx's per-frame reference flags for two layers, as its temporal SVC example sets
+/// them in its layering mode 1: TL0 refers to and refreshes LAST only; TL1 refers to
+/// LAST and refreshes nothing, not even the entropy context, so dropping it leaves TL0
+/// whole.
+fn layer_flags(temporal_id: u8) -> vpx::vpx_enc_frame_flags_t {
+    let never_golden_or_altref = vpx::VP8_EFLAG_NO_REF_GF
+        | vpx::VP8_EFLAG_NO_REF_ARF
+        | vpx::VP8_EFLAG_NO_UPD_GF
+        | vpx::VP8_EFLAG_NO_UPD_ARF;
+    let flags = match temporal_id {
+        0 => never_golden_or_altref,
+        _ => never_golden_or_altref | vpx::VP8_EFLAG_NO_UPD_LAST | vpx::VP8_EFLAG_NO_UPD_ENTROPY,
+    };
+    flags as vpx::vpx_enc_frame_flags_t
 }
 
 /// libvpx threads worth having for `width` x `height` on `cores` cores: libwebrtc's rule
@@ -96,6 +174,10 @@ pub struct Vp8Encoder {
     /// `vpx_codec_enc_init_ver` and reads it again on later calls.
     cfg: Box<vpx::vpx_codec_enc_cfg_t>,
     image: Box<vpx::vpx_image_t>,
+    temporal_layers: u8,
+    frame_rate: u32,
+    /// The next frame's place in the layer pattern (0, 1, 0, 1, …; a keyframe restarts it).
+    pattern: u8,
 }
 
 impl Vp8Encoder {
@@ -148,6 +230,15 @@ impl Vp8Encoder {
             cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_AUTO;
             cfg.kf_min_dist = 0;
             cfg.kf_max_dist = s.max_keyframe_distance;
+            let layers = s.temporal_layers.clamp(1, MAX_TEMPORAL_LAYERS);
+            if layers > 1 {
+                // Two layers, a two-frame period: TL0 at half the frame rate.
+                cfg.ts_number_layers = u32::from(layers);
+                cfg.ts_periodicity = 2;
+                cfg.ts_layer_id[..2].copy_from_slice(&[0, 1]);
+                cfg.ts_rate_decimator[..2].copy_from_slice(&[2, 1]);
+                set_layer_rates(&mut cfg, LayerRates::split(s.target_kbps));
+            }
             let mut ctx = Box::<vpx::vpx_codec_ctx_t>::new_zeroed().assume_init();
             check(
                 "encoder init",
@@ -164,17 +255,15 @@ impl Vp8Encoder {
                 ctx,
                 cfg,
                 image: Box::<vpx::vpx_image_t>::new_zeroed().assume_init(),
+                temporal_layers: layers,
+                frame_rate: s.frame_rate.max(1),
+                pattern: 0,
             };
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED, s.cpu_used)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_ENABLEAUTOALTREF, 0)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY, 0)?;
             enc.control(vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD, 1)?;
-            // A keyframe at most ~3 frames' worth of bits, so it does not stall the link.
-            let max_intra = (300 * s.frame_rate.max(1) / 10).max(300) as c_int;
-            enc.control(
-                vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
-                max_intra,
-            )?;
+            enc.limit_keyframes(enc.rates())?;
             Ok(enc)
         }
     }
@@ -185,26 +274,62 @@ impl Vp8Encoder {
         check("control", &mut *self.ctx, err)
     }
 
-    /// Changes the target bitrate between frames (congestion feedback).
-    pub fn set_bitrate_kbps(&mut self, kbps: u32) -> Result<(), Vp8Error> {
-        self.cfg.rc_target_bitrate = kbps;
+    /// Changes the target bitrates between frames (congestion feedback); with one layer
+    /// only the total counts.
+    pub fn set_rates(&mut self, rates: LayerRates) -> Result<(), Vp8Error> {
+        if self.temporal_layers > 1 {
+            set_layer_rates(&mut self.cfg, rates);
+        } else {
+            self.cfg.rc_target_bitrate = rates.total_kbps;
+        }
         // SAFETY: the context and config are live and owned by self.
         let err = unsafe { vpx::vpx_codec_enc_config_set(&mut *self.ctx, &*self.cfg) };
-        check("set bitrate", &mut *self.ctx, err)
+        check("set bitrate", &mut *self.ctx, err)?;
+        self.limit_keyframes(rates)
     }
 
-    pub fn bitrate_kbps(&self) -> u32 {
-        self.cfg.rc_target_bitrate
+    /// Caps a keyframe's size, so that it does not stall the link: libwebrtc's rule
+    /// (half its 600 ms optimal buffer: 9 frames' worth at 30 fps), shrunk as far as the
+    /// base layer was shrunk below its usual share, so that the weakest viewer sent the
+    /// base layer can take a keyframe through its pacer.
+    fn limit_keyframes(&mut self, rates: LayerRates) -> Result<(), Vp8Error> {
+        let usual = f64::from((300 * self.frame_rate / 10).max(300));
+        let shrunk = if self.temporal_layers > 1 {
+            let share = f64::from(rates.base_kbps) / f64::from(rates.total_kbps.max(1));
+            (share / BASE_LAYER_SHARE).min(1.0)
+        } else {
+            1.0
+        };
+        let pct = (usual * shrunk).max(100.0) as c_int;
+        self.control(
+            vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
+            pct,
+        )
+    }
+
+    pub fn rates(&self) -> LayerRates {
+        if self.temporal_layers > 1 {
+            LayerRates {
+                base_kbps: self.cfg.ts_target_bitrate[0],
+                total_kbps: self.cfg.ts_target_bitrate[1],
+            }
+        } else {
+            LayerRates::single(self.cfg.rc_target_bitrate)
+        }
+    }
+
+    pub fn temporal_layers(&self) -> u8 {
+        self.temporal_layers
     }
 
     /// Encodes one frame; `out` sees each compressed frame (one per input with lag 0)
-    /// and whether it is a keyframe.
+    /// and its place among the layers.
     pub fn encode(
         &mut self,
         frame: &I420Frame,
         pts_90k: i64,
         force_keyframe: bool,
-        out: &mut impl FnMut(&[u8], bool),
+        out: &mut impl FnMut(&[u8], Vp8Frame),
     ) -> Result<(), Vp8Error> {
         let (width, height) = frame.size();
         if (width, height) != (self.cfg.g_w, self.cfg.g_h) {
@@ -215,11 +340,21 @@ impl Vp8Encoder {
                 want_h: self.cfg.g_h,
             });
         }
-        let flags = if force_keyframe {
+        // A keyframe is TL0 and restarts the pattern.
+        let temporal_id = if force_keyframe { 0 } else { self.pattern };
+        let mut flags = if force_keyframe {
             vpx::VPX_EFLAG_FORCE_KF as vpx::vpx_enc_frame_flags_t
         } else {
             0
         };
+        if self.temporal_layers > 1 {
+            flags |= layer_flags(temporal_id);
+            self.control(
+                vpx::vp8e_enc_control_id::VP8E_SET_TEMPORAL_LAYER_ID,
+                c_int::from(temporal_id),
+            )?;
+        }
+        let layers = self.temporal_layers;
         // SAFETY: the image wraps the frame's buffer only for the duration of this call
         // (libvpx copies what it keeps); I420Frame guarantees the buffer holds exactly
         // the three planes of its size, which is the size checked above.
@@ -256,7 +391,20 @@ impl Vp8Encoder {
                 if (*pkt).kind == vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
                     let f = (*pkt).data.frame;
                     let data = std::slice::from_raw_parts(f.buf as *const u8, f.sz as usize);
-                    out(data, f.flags & vpx::VPX_FRAME_IS_KEY != 0);
+                    let keyframe = f.flags & vpx::VPX_FRAME_IS_KEY != 0;
+                    // libvpx may place a keyframe of its own on a TL1 slot: it refreshes
+                    // every reference, so it is base layer whatever the slot said.
+                    let temporal_id = if keyframe { 0 } else { temporal_id };
+                    self.pattern = (temporal_id + 1) % layers;
+                    out(
+                        data,
+                        Vp8Frame {
+                            keyframe,
+                            temporal_id,
+                            // TL1 refers to LAST only, which only TL0 refreshes.
+                            layer_sync: keyframe || temporal_id > 0,
+                        },
+                    );
                 }
             }
         }
@@ -366,6 +514,7 @@ mod tests {
             max_keyframe_distance: 300,
             cpu_used: 8,
             threads: 1,
+            temporal_layers: 1,
         }
     }
 
@@ -373,7 +522,7 @@ mod tests {
         enc: &mut Vp8Encoder,
         frames: u32,
         force_at: Option<u32>,
-    ) -> Vec<(Vec<u8>, bool)> {
+    ) -> Vec<(Vec<u8>, Vp8Frame)> {
         let (w, h) = (enc.cfg.g_w, enc.cfg.g_h);
         let mut pattern = TestPattern::new(w, h);
         let mut img = I420Frame::new(w, h);
@@ -392,7 +541,7 @@ mod tests {
                 &img,
                 i64::from(n) * 3000,
                 force_at == Some(n),
-                &mut |d, k| out.push((d.to_vec(), k)),
+                &mut |d, f| out.push((d.to_vec(), f)),
             )
             .unwrap();
         }
@@ -405,9 +554,9 @@ mod tests {
             let mut enc = Vp8Encoder::new(&small(w, h)).unwrap();
             let frames = encode_run(&mut enc, 30, None);
             assert_eq!(frames.len(), 30);
-            assert!(frames[0].1, "first frame is a keyframe");
+            assert!(frames[0].1.keyframe, "first frame is a keyframe");
             assert!(
-                frames[1..].iter().all(|f| !f.1),
+                frames[1..].iter().all(|f| !f.1.keyframe),
                 "no keyframes without a reason"
             );
             let mut dec = Vp8Decoder::new().unwrap();
@@ -430,10 +579,63 @@ mod tests {
         let keys: Vec<usize> = frames
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.1)
+            .filter(|(_, f)| f.1.keyframe)
             .map(|(i, _)| i)
             .collect();
         assert_eq!(keys, vec![0, 12]);
+    }
+
+    fn two_layers(width: u32, height: u32) -> Vp8Settings {
+        Vp8Settings {
+            temporal_layers: 2,
+            ..small(width, height)
+        }
+    }
+
+    #[test]
+    fn frames_alternate_layers_and_a_keyframe_restarts_the_pattern() {
+        let mut enc = Vp8Encoder::new(&two_layers(320, 240)).unwrap();
+        let frames = encode_run(&mut enc, 8, Some(3));
+        let ids: Vec<(u8, bool, bool)> = frames
+            .iter()
+            .map(|(_, f)| (f.temporal_id, f.layer_sync, f.keyframe))
+            .collect();
+        let (key, base, upper) = ((0, true, true), (0, false, false), (1, true, false));
+        assert_eq!(
+            ids,
+            vec![key, upper, base, key, upper, base, upper, base],
+            "a keyframe where TL1 was due is TL0"
+        );
+    }
+
+    #[test]
+    fn the_base_layer_alone_decodes_every_counter() {
+        let mut enc = Vp8Encoder::new(&two_layers(320, 240)).unwrap();
+        let frames = encode_run(&mut enc, 30, Some(13));
+        let mut dec = Vp8Decoder::new().unwrap();
+        let mut decoded = Vec::new();
+        for (n, (data, f)) in frames.iter().enumerate() {
+            if f.temporal_id > 0 {
+                continue;
+            }
+            let img = dec.decode(data).unwrap().expect("a picture per frame");
+            assert_eq!(read_counter(&img.y, img.stride, 320, 240), Some(n as u32));
+            decoded.push(n);
+        }
+        assert_eq!(decoded.len(), 16, "{decoded:?}");
+    }
+
+    #[test]
+    fn layer_rates_change_at_run_time() {
+        let mut enc = Vp8Encoder::new(&two_layers(320, 240)).unwrap();
+        assert_eq!(enc.rates(), LayerRates::split(500));
+        let rates = LayerRates {
+            base_kbps: 100,
+            total_kbps: 800,
+        };
+        enc.set_rates(rates).unwrap();
+        assert_eq!(enc.rates(), rates);
+        assert_eq!(encode_run(&mut enc, 4, None).len(), 4);
     }
 
     #[test]
@@ -445,8 +647,8 @@ mod tests {
             .iter()
             .map(|f| f.0.len())
             .sum();
-        enc.set_bitrate_kbps(150).unwrap();
-        assert_eq!(enc.bitrate_kbps(), 150);
+        enc.set_rates(LayerRates::single(150)).unwrap();
+        assert_eq!(enc.rates(), LayerRates::single(150));
         let low: usize = encode_run(&mut enc, 60, None)[30..]
             .iter()
             .map(|f| f.0.len())
