@@ -1,7 +1,8 @@
 //! Congestion control on shaped links (issue 15): the encoder's target follows a viewer's
-//! path as its capacity falls and comes back, and a viewer on a thin link does not hold
-//! back one on a fat link, and a thin lossy link still plays whole frames at full rate. campeer's target is read from its
-//! `video target` log lines; the links are `tbf` token buckets and nftables loss in
+//! path as its capacity falls and comes back; a viewer on a thin link does not hold back
+//! one on a fat link, and is itself sent the base layer of the same encode (every other
+//! frame); a thin lossy link still plays whole frames at full rate. campeer's target and
+//! layers are read from its `video target` and `layers forwarded` log lines; the links are `tbf` token buckets and nftables loss in
 //! network namespaces (root; see `common::netns`).
 
 mod common;
@@ -9,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::{self, Lan};
-use common::playback::watch;
+use common::playback::{assert_in_order, counters_until, watch};
 use common::viewer::{Direction, Viewer};
 use common::{Campeer, Lines, Relay, video_target_kbps};
 
@@ -26,6 +27,9 @@ const DOWN_WITHIN: Duration = Duration::from_secs(5);
 const UP_WITHIN: Duration = Duration::from_secs(15);
 /// Back up means at least twice the thin link's rate.
 const UP_KBPS: u32 = 2 * THIN_KBPS;
+/// The viewer on the thin link gets every other frame (the base layer); a base frame
+/// lost for good costs it the wait for a keyframe (about a second).
+const THIN_MAX_STEP: u32 = 45;
 
 /// campeer at 320x240 (the debug build's size, as in the other shaped-link tests),
 /// starting at 1000 kbit/s, showing `source`: `test-noisy` spends what the encoder is
@@ -128,6 +132,22 @@ fn thin_lossy_link_plays_whole_frames_at_full_rate() {
     });
 }
 
+/// The layers a session last said it forwards (its `layers forwarded` log lines).
+fn layers_forwarded(log: &Lines, ufrag: &str) -> Option<u32> {
+    let session = format!("ufrag={ufrag}");
+    log.all()
+        .iter()
+        .rev()
+        .filter(|l| l.contains(&session) && l.contains("layers forwarded"))
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" layers=")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
 #[test]
 fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
     const SPAN: Duration = Duration::from_secs(6);
@@ -144,10 +164,13 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
         let thin_viewer = s.spawn(|| {
             thin.block_on(async {
                 let mut v = Viewer::connect_on(&url, Direction::RecvOnly, thin.viewer_net()).await;
-                let p = watch(&mut v, 3 * SPAN, Duration::from_secs(1)).await;
-                eprintln!("the thin viewer: {p:?}");
+                // While the estimates settle and the encoder's layers follow them.
+                let settling = watch(&mut v, 2 * SPAN, Duration::from_secs(1)).await;
+                eprintln!("the thin viewer, settling: {settling:?}");
+                let counters = counters_until(&mut v, tokio::time::sleep(SPAN)).await;
+                let ufrag = v.ufrag.clone();
                 v.hang_up().await;
-                p
+                (ufrag, counters)
             })
         });
         fat.block_on(async {
@@ -162,9 +185,19 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
             let fps = p.intact as f64 / SPAN.as_secs_f64();
             eprintln!("the fat viewer at {kbps} kbps: {p:?}, {fps:.1} fps of whole frames");
             assert!(fps >= 20.0, "{fps:.1} fps of whole frames: {p:?}");
+            assert_eq!(layers_forwarded(&campeer.log, &v.ufrag), Some(2));
             v.hang_up().await;
         });
-        let p = thin_viewer.join().expect("the thin viewer's thread");
-        assert_eq!(p.frames, p.intact, "the thin viewer saw a broken picture");
+        let (ufrag, counters) = thin_viewer.join().expect("the thin viewer's thread");
+        // Whole frames (each counter read back), in order, about every other one.
+        assert_in_order("the thin viewer", &counters, THIN_MAX_STEP);
+        let fps = counters.len() as f64 / SPAN.as_secs_f64();
+        eprintln!("the thin viewer: {fps:.1} fps of whole frames");
+        assert!(fps >= 12.0, "the thin viewer: {fps:.1} fps of whole frames");
+        assert_eq!(
+            layers_forwarded(&campeer.log, &ufrag),
+            Some(1),
+            "the thin viewer is sent the base layer"
+        );
     });
 }

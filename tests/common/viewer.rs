@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::transport::RTCIceCandidateType;
@@ -157,6 +157,9 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 }
+
+/// Chrome's `NackRequester::kMaxNackRetries`.
+const MAX_NACKS_PER_PACKET: u16 = 10;
 
 /// Decodes the VP8 that arrives, whole frames in order (see `jitter`), and reads the
 /// counter. A frame lost for good, or one that fails to decode, is followed by a PLI.
@@ -345,6 +348,15 @@ impl Viewer {
         let answer = Arc::new(Mutex::new(None));
         let registry =
             register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
+        // NACK a lost packet at most this often, as Chrome does (`kMaxNackRetries`):
+        // webrtc-rs's default NACKs it every 100 ms for as long as it is in its 512-packet
+        // log, which on a thin link is tens of seconds of resends crowding out new frames.
+        let registry = registry.with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+                .build(),
+        );
         let pc = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()
