@@ -348,7 +348,7 @@ impl Viewer {
         let answer = Arc::new(Mutex::new(None));
         let registry =
             register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
-        // NACK a lost packet at most this often, as Chrome does (`kMaxNackRetries`):
+        // NACK a lost packet at most this many times, as Chrome does (`kMaxNackRetries`):
         // webrtc-rs's default NACKs it every 100 ms for as long as it is in its 512-packet
         // log, which on a thin link is tens of seconds of resends crowding out new frames.
         let registry = registry.with(
