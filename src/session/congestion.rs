@@ -174,11 +174,18 @@ pub struct Reading {
     pub low_kbps: u32,
 }
 
-/// What a published estimate may exceed what the viewer is receiving by: GCC's target
-/// climbs while a session sends less than it (a viewer sent only the base layer, or a
-/// still picture), with nothing to say it is wrong until it is used. libwebrtc clamps
-/// its delay-based estimate to 1.5 times the acknowledged rate for the same reason.
+/// What a published estimate may exceed what the viewer is receiving by, on a path that
+/// lost packets lately: there GCC's loss half climbs back past the link while a session
+/// sends less than its estimate (a viewer sent only the base layer), with nothing to say
+/// it is wrong until it is used. libwebrtc clamps its delay-based estimate to 1.5 times
+/// the acknowledged rate for the same reason. A path that has not lost is left alone, so
+/// a viewer that could carry more is not held where it is.
 const ACKED_HEADROOM: f64 = 2.0;
+/// Lost this share of packets (GCC's smoothed loss)…
+const LOSSY: f64 = 0.02;
+/// …this recently: the path is held to what it has proven. Also how often a viewer held
+/// to the base layer gets to try more.
+const LOSSY_FOR: Duration = Duration::from_secs(30);
 /// Over how long the received rate is measured.
 const ACKED_WINDOW: Duration = Duration::from_secs(1);
 
@@ -366,6 +373,8 @@ struct Publishing {
     resends: Resends,
     late: LateArrivals,
     acked: AckedRate,
+    /// When GCC last saw [`LOSSY`] loss.
+    lossy_at: Option<Instant>,
     /// Never published below this: GCC's own floor.
     floor_kbps: u32,
     low: LowWindow,
@@ -374,10 +383,17 @@ struct Publishing {
 }
 
 impl Publishing {
-    /// Publishes GCC's target, held to [`ACKED_HEADROOM`] times what the viewer received.
+    /// Publishes GCC's target, on a lossy path held to [`ACKED_HEADROOM`] times what the
+    /// viewer received.
     fn publish(&mut self, now: Instant, acked_kbps: Option<u32>) {
         let mut kbps = (self.gcc.target_bitrate() / 1000.0) as u32;
-        if let Some(acked) = acked_kbps {
+        if self.gcc.stats().packet_loss.is_some_and(|l| l > LOSSY) {
+            self.lossy_at = Some(now);
+        }
+        let lossy = self
+            .lossy_at
+            .is_some_and(|at| now.saturating_duration_since(at) < LOSSY_FOR);
+        if let Some(acked) = acked_kbps.filter(|_| lossy) {
             let proven = (f64::from(acked) * ACKED_HEADROOM) as u32;
             kbps = kbps.min(proven.max(self.floor_kbps));
         }
@@ -448,6 +464,7 @@ pub(super) fn congestion_control(
         resends: Resends::default(),
         late,
         acked: AckedRate::default(),
+        lossy_at: None,
         floor_kbps: bounds.estimate_for(bounds.min_kbps),
         low: LowWindow::default(),
         out: Arc::clone(estimate),
@@ -656,6 +673,7 @@ mod tests {
             resends: Resends::default(),
             late: LateArrivals::new().1,
             acked: AckedRate::default(),
+            lossy_at: None,
             floor_kbps,
             low: LowWindow::default(),
             out: Arc::clone(&out),
@@ -699,17 +717,29 @@ mod tests {
     }
 
     #[test]
-    fn the_published_estimate_is_held_to_twice_what_arrives() {
+    fn after_loss_the_published_estimate_is_held_to_twice_what_arrives() {
         let (mut e, out) = publishing(3_000_000.0, 180);
         let t = Instant::now();
-        // 10 packets of 1200 bytes every 100 ms: 960 kbit/s.
-        for n in 0..=15u16 {
-            let reports: Vec<PacketReport> = (0..10).map(|k| report(n * 10 + k, true)).collect();
-            e.on_reports(t + Duration::from_millis(100 * u64::from(n)), &reports);
+        let at = |n: u16| t + Duration::from_millis(100 * u64::from(n));
+        // 10 packets of 1200 bytes every 100 ms: 960 kbit/s, none lost.
+        let batch = |n: u16, lost: u16| -> Vec<PacketReport> {
+            (0..10).map(|k| report(n * 10 + k, k >= lost)).collect()
+        };
+        for n in 0..=15 {
+            e.on_reports(at(n), &batch(n, 0));
+        }
+        assert_eq!(
+            f64::from(out.kbps()),
+            (e.gcc.target_bitrate() / 1000.0).floor(),
+            "a path that lost nothing is not held"
+        );
+        e.on_reports(at(16), &batch(16, 5));
+        for n in 17..=30 {
+            e.on_reports(at(n), &batch(n, 0));
         }
         let published = out.kbps();
         assert!(
-            (1900..=2200).contains(&published),
+            (1700..=2200).contains(&published),
             "about twice 960 kbit/s: {published}"
         );
         assert!(f64::from(published) < e.gcc.target_bitrate() / 1000.0);
