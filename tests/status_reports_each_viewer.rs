@@ -119,6 +119,11 @@ async fn status_and_metrics_report_a_playing_viewer_to_token_holders_only() {
     assert!(s["capture_to_send_ms"]["p50"].is_number(), "{s:#}");
     assert!(s["capture_to_send_ms"]["p95"].is_number(), "{s:#}");
     assert!(s["capture_to_send_ms"]["max"].is_number(), "{s:#}");
+    assert_eq!(
+        s["layers_forwarded"],
+        json!(2),
+        "all layers on loopback: {s:#}"
+    );
     let remote = s["remote"].as_str().expect("the viewer's address");
     assert!(remote.starts_with("127.0.0.1:"), "{remote}");
     assert!(status["media"]["video"]["frames_encoded"].as_u64().unwrap() > 0);
@@ -131,6 +136,13 @@ async fn status_and_metrics_report_a_playing_viewer_to_token_holders_only() {
     assert!(
         reply.body.contains(&format!(
             "campeer_session_capture_to_send_seconds{{session=\"{id}\",quantile=\"0.5\"}}"
+        )),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains(&format!(
+            "campeer_session_layers_forwarded{{session=\"{id}\"}} 2\n"
         )),
         "{}",
         reply.body
