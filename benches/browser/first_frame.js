@@ -10,6 +10,8 @@ const { launch } = require("../../tests/browser/chromium");
 
 const PAGE = process.env.PAGE;
 const LOADS = Number(process.env.LOADS || 10);
+// Between one load's close and the next offer.
+const GAP_MS = Number(process.env.GAP_MS || 300);
 const STAGES = ["local", "answer", "remote", "ice", "dtls", "frame"];
 
 // Stamps each stage on the page's clock, without touching the page's code.
@@ -66,9 +68,9 @@ const median = (xs) => { const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b
       const at = new Date(t.origin + t.offer).toISOString();
       console.log(`load ${i} (offer at ${at}): ` + STAGES.map((s) => `${s} ${row[s].toFixed(0)}`).join(", "));
       await context.close();
-      // Past the keyframe throttle's second (src/session/keyframe.rs), so each load is a
-      // viewer arriving alone; arrivals within a second share one keyframe by design.
-      await new Promise((ok) => setTimeout(ok, 1100));
+      // Past the keyframe throttle's gap between arrivals (ARRIVAL_GAP in
+      // src/session/keyframe.rs, 250 ms), and well within its second between repairs.
+      await new Promise((ok) => setTimeout(ok, GAP_MS));
     }
   } finally {
     await browser.close();

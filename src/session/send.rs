@@ -16,7 +16,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use super::congestion::VideoShare;
 use super::header_ext::HeaderExtIds;
-use super::keyframe::{self, Keyframes};
+use super::keyframe::{self, Keyframes, Why};
 use super::layers::{Forwarded, LayerSelector, Verdict};
 use super::stats::SessionStats;
 use crate::media::video::vp8_rtp;
@@ -46,7 +46,7 @@ pub(super) fn subscribe_video_early(sending: &mut [Sending], keyframes: &Keyfram
         .filter(|s| s.feed.kind() == MediaKind::Video)
     {
         s.early = Some(s.feed.subscribe());
-        keyframes.request();
+        keyframes.request(Why::Arrival);
     }
 }
 
@@ -89,7 +89,7 @@ impl MediaTasks {
                 .with_header_ext(s.header_ext);
             let frames = s.early.unwrap_or_else(|| {
                 if let Some(k) = &keyframes {
-                    k.request();
+                    k.request(Why::Arrival);
                 }
                 s.feed.subscribe()
             });
@@ -148,7 +148,7 @@ async fn watch_feedback(
                     .any(|p| keyframe::is_keyframe_request(p.as_ref()))
                 {
                     debug!("keyframe requested by the viewer");
-                    keyframes.request();
+                    keyframes.request(Why::Repair);
                 }
             }
             Some(_) => {}
@@ -209,7 +209,7 @@ impl Counted {
             Verdict::Drop => None,
             Verdict::DropAndAskKeyframe => {
                 if let Some(k) = keyframes {
-                    k.request();
+                    k.request(Why::Repair);
                 }
                 None
             }
@@ -258,7 +258,7 @@ async fn send_media(
                 }
                 if let Some(k) = &keyframes {
                     need_keyframe = true;
-                    k.request();
+                    k.request(Why::Repair);
                 }
                 continue;
             }
