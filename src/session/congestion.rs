@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, PacerBuilder, PacketReport,
-    Registry, Slot,
+    Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder,
 };
-use rtc::peer_connection::configuration::interceptor_registry::configure_twcc;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
+};
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use webrtc::peer_connection::MediaEngine;
 
 use super::late_arrivals::{self, LateArrivals};
+use super::rtx::RtxBound;
 use super::stats::SessionStats;
 use crate::config::Config;
 use crate::media::VideoBitrate;
@@ -335,11 +339,13 @@ impl VideoShare {
 /// Sequence numbers a [`Resends`] remembers: a few seconds of video.
 const REMEMBERED: usize = 4096;
 
-/// Keeps resent copies' losses out of the estimate. A packet resent on a NACK goes out
-/// under its original sequence number; when it is NACKed twice the viewer gets two
-/// copies, SRTP drops the second as a replay, and TWCC reports that copy lost although
-/// the packet arrived. Counted, those phantom losses held the estimate at its floor after
-/// a burst of loss, on a link with room to spare (`tests/bitrate_follows_the_link.rs`).
+/// Keeps resent copies' losses out of the estimate. A packet resent on a NACK to a viewer
+/// without RTX goes out under its original sequence number; when it is NACKed twice the
+/// viewer gets two copies, SRTP drops the second as a replay, and TWCC reports that copy
+/// lost although the packet arrived. Counted, those phantom losses held the estimate at
+/// its floor after a burst of loss, on a link with room to spare
+/// (`tests/bitrate_follows_the_link.rs`). An RTX copy has an SSRC and sequence number of
+/// its own, so it is never a replay: its report is always a first, and counts.
 #[derive(Default)]
 struct Resends {
     order: VecDeque<(u32, u16)>,
@@ -470,15 +476,16 @@ pub(super) fn congestion_control(
         out: Arc::clone(estimate),
         stats: Some(Arc::clone(stats)),
     };
-    // What `configure_congestion_control` assembles for TWCC, with its pacer built here:
-    // started at our rate (its default is 1 Mbit/s until the first estimate) and with a
-    // short queue (its default holds 4096 packets, seconds at a low rate). Replacing its
-    // pacer afterwards would log a warning per session.
-    Ok(configure_twcc(registry, engine)?
+    // What `configure_congestion_control` assembles, with its pacer built here: started at
+    // our rate (its default is 1 Mbit/s until the first estimate) and with a short queue
+    // (its default holds 4096 packets, seconds at a low rate). Replacing its pacer
+    // afterwards would log a warning per session. The TWCC numbering and the send history
+    // see RTX resends too ([`RtxBound`]).
+    Ok(twcc(registry, engine)?
         .with(Slot::from(late_arrivals::SLOT), tap)
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(estimator).build(),
+            RtxBound(CongestionControlBuilder::new(estimator).build()),
         )
         .with(
             Slot::Pacer,
@@ -487,6 +494,31 @@ pub(super) fn congestion_control(
                 .with_queue_limit(PACER_QUEUE_LIMIT)
                 .build(),
         ))
+}
+
+/// What the library's `configure_twcc` does (`transport-cc` feedback and the
+/// transport-wide sequence number extension for every codec registered so far, and the
+/// TWCC interceptors), its numbering extended to RTX resends.
+fn twcc(registry: Registry, engine: &mut MediaEngine) -> Result<Registry, webrtc::error::Error> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        engine.register_feedback(
+            RTCPFeedback {
+                typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    Ok(registry
+        .with(Slot::TwccSender, RtxBound(TwccSenderBuilder::new().build()))
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
 
 /// Keeps the encoder's target on [`video_target_kbps`] of the live estimates until

@@ -2,8 +2,10 @@
 //! limits per sender; a machine is one session's lifecycle (pure); a peer is the
 //! PeerConnection edge that drives it, over a connection (built in `connection.rs`) that
 //! sends the shared media (`send.rs`). Remote candidates are vetted in `candidate.rs`,
-//! keyframe requests throttled in `keyframe.rs`; the latency header extensions are
-//! `header_ext.rs`, the DTLS certificate all sessions share `certificate.rs`. Each
+//! keyframe requests throttled in `keyframe.rs`, lost packets resent as RTX where the
+//! viewer offers it (`rtx.rs`) and at most so often (`resend_gate.rs`); the latency
+//! header extensions are `header_ext.rs`, the DTLS certificate all sessions share
+//! `certificate.rs`. Each
 //! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
 //! (`link_report.rs`); each viewer's bandwidth estimate and the encoder's target are
 //! `congestion.rs`; which of the encoder's temporal layers each viewer is sent,
@@ -20,7 +22,9 @@ pub mod layers;
 mod link_report;
 pub mod machine;
 pub mod peer;
-mod read_tap;
+pub mod read_tap;
 pub mod registry;
+mod resend_gate;
+mod rtx;
 mod send;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! An interceptor that only looks at what is read: each inbound packet goes to a
-//! [`ReadObserver`], which may mark it, and everything passes on in order, untouched
-//! otherwise. The keyframe-request marker and the TWCC feedback tap are two of these.
+//! [`ReadObserver`], which may mark it (or take RTCP out of it), and everything passes on
+//! in order, untouched otherwise. The keyframe-request marker, the TWCC feedback tap and
+//! the resend gate are such.
 
 use std::collections::VecDeque;
 use std::time::Instant;
