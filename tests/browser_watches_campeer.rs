@@ -3,7 +3,8 @@
 //! the npm relay, a watch-only page whose host candidates are mDNS names, two tabs, and
 //! twenty fresh loads in a row.
 //! The viewer page also checks that its offer and campeer's answer carry the latency
-//! header extensions and that Chromium reports campeer's capture time per frame.
+//! header extensions and that Chromium reports campeer's capture time per frame, and that
+//! the answer gives VP8 an RTX SSRC, which Chromium reports as its rtxSsrc.
 //! The checks run in `tests/browser/watch.js` from the page's getStats() and pixels;
 //! screenshots land in `target/browser-screenshots/`.
 

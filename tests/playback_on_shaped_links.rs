@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::netns::{self, Host, Lan};
 use common::playback::watch;
+use common::rtp_log::RtxFlow;
 use common::viewer::{Direction, VideoPackets, Viewer};
 use common::{Campeer, Relay};
 
@@ -56,21 +57,29 @@ fn playback_on_unshaped_and_500_kbit_links() {
         let mut v =
             Viewer::connect_on(&relay.url(), Direction::RecvOnly, viewer.viewer_net()).await;
         eprintln!(
-            "link | frames | fps | longest freeze | freezes > 500 ms | video packets lost | audio"
+            "link | frames | fps | longest freeze | freezes > 500 ms | frames skipped | \
+             video packets (the viewer's RR: with RTX, lost before repair) | RTX packets | audio"
         );
+        let rtx = RtxFlow::answered(&v.answer().expect("the answer applied")).map(|(_, f)| f);
         let mut before = VideoPackets::default();
         for (name, rate, loss) in links {
             shape(board, viewer, rate, loss);
+            let from = v.rtp_log().len();
             let p = watch(&mut v, SPAN, FREEZE).await;
             let lost = p.video.lost - before.lost;
-            let sent = (p.video.received - before.received) as i64 + lost;
+            let received = p.video.received - before.received;
             before = p.video;
+            let rtx_packets = rtx.map_or(0, |f| {
+                let window = v.rtp_log().since(from);
+                window.iter().filter(|w| w.ssrc == f.ssrc).count()
+            });
             eprintln!(
-                "{name} | {} | {:.1} | {:?} | {} | {lost} of {sent} | {:.1} s",
+                "{name} | {} | {:.1} | {:?} | {} | {} | {lost} lost, {received} received | {rtx_packets} | {:.1} s",
                 p.frames,
                 p.frames as f64 / SPAN.as_secs_f64(),
                 p.longest_gap,
                 p.freezes,
+                p.skipped,
                 p.audio.as_secs_f64(),
             );
             if rate.is_none() {

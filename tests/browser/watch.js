@@ -117,6 +117,24 @@ async function checkHeaderExtensions(page, name) {
   if (!(age > -500 && age < 5000)) fail(`${name}: captureTimestamp ${source.captureTimestamp} is ${age} ms from delivery`);
 }
 
+// RTX: campeer's answer pairs an rtx codec with VP8 and groups an RTX SSRC with the video
+// SSRC (a=ssrc-group:FID), and Chromium reports that SSRC as the video's rtxSsrc.
+// (Loss, and packets coming back on it, are tests/lost_packets_come_back_as_rtx.rs.)
+async function checkRtx(page, name) {
+  const answer = await page.evaluate(() => window.campeerViewer.pc.remoteDescription.sdp);
+  const video = answer.slice(answer.indexOf("m=video")).split(/\r?\n(?=m=)/)[0];
+  const vp8 = (video.match(/^a=rtpmap:(\d+) VP8\/90000/m) || [])[1];
+  const rtx = (video.match(new RegExp(`^a=fmtp:(\\d+) apt=${vp8}\\r?$`, "m")) || [])[1];
+  const fid = video.match(/^a=ssrc-group:FID (\d+) (\d+)/m);
+  if (!vp8 || !rtx || !new RegExp(`^a=rtpmap:${rtx} rtx/90000`, "m").test(video) || !fid)
+    fail(`${name}: campeer's answer has no RTX for VP8:\n${video}`);
+  const v = (await stats(page)).video;
+  console.log(`${name}: RTX payload type ${rtx}, SSRC ${fid[2]} for ${fid[1]}; ` +
+    `inbound-rtp ssrc ${v.ssrc} rtxSsrc ${v.rtxSsrc}, ${v.retransmittedPacketsReceived} retransmitted`);
+  if (String(v.ssrc) !== fid[1] || String(v.rtxSsrc) !== fid[2])
+    fail(`${name}: inbound-rtp ssrc ${v.ssrc} rtxSsrc ${v.rtxSsrc}, the answer's FID ${fid[1]} ${fid[2]}`);
+}
+
 // A page for an external relay must come from an http origin (getUserMedia needs a
 // secure context, which 127.0.0.1 is), so it is served from here with the Socket.IO
 // client campeer embeds.
@@ -210,6 +228,7 @@ function servePage(file) {
       if (MODE === "reference") await page.evaluate(() => call());
       await checkPlays(page, MODE);
       if (MODE === "viewer") await checkHeaderExtensions(page, MODE);
+      if (MODE === "viewer") await checkRtx(page, MODE);
       if (mdns) {
         const sent = await page.evaluate(() => window.campeerViewer.localCandidates);
         const hosts = sent.filter((c) => / typ host/.test(c));

@@ -11,6 +11,7 @@ pub mod jitter;
 pub mod killable;
 pub mod netns;
 pub mod playback;
+pub mod rtp_log;
 pub mod turn;
 pub mod viewer;
 pub mod vm;

@@ -16,6 +16,9 @@ pub struct Playback {
     pub intact: usize,
     /// Intact frames whose counter did not rise past the one before: shown out of order.
     pub backwards: usize,
+    /// Frames the counters of consecutive intact frames passed over: lost for good (or
+    /// never captured, on a busy host).
+    pub skipped: u32,
     pub longest_gap: Duration,
     /// Gaps longer than the `freeze` given to [`watch`].
     pub freezes: usize,
@@ -34,6 +37,7 @@ pub async fn watch(viewer: &mut Viewer, span: Duration, freeze: Duration) -> Pla
         frames: 0,
         intact: 0,
         backwards: 0,
+        skipped: 0,
         longest_gap: Duration::ZERO,
         freezes: 0,
         audio: Duration::ZERO,
@@ -54,6 +58,9 @@ pub async fn watch(viewer: &mut Viewer, span: Duration, freeze: Duration) -> Pla
                 if let Some(counter) = f.counter {
                     p.intact += 1;
                     p.backwards += usize::from(last_counter.is_some_and(|l| counter <= l));
+                    if let Some(before) = last_counter {
+                        p.skipped += counter.saturating_sub(before).saturating_sub(1);
+                    }
                     last_counter = Some(counter);
                 }
             }

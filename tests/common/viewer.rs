@@ -14,8 +14,8 @@ use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Extension;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rust_socketio::Payload;
@@ -34,6 +34,7 @@ use webrtc::peer_connection::{
 };
 
 use super::jitter::FrameAssembler;
+use super::rtp_log::{self, RtpLog, RtpRecorder};
 use campeer::media::I420Frame;
 use campeer::media::pace::unix_ms;
 use campeer::media::video::test_pattern::{TestPattern, read_counter, read_stamp};
@@ -48,6 +49,15 @@ pub enum Direction {
     RecvOnly,
     /// The reference page: it sends its own camera and microphone too.
     SendRecv,
+}
+
+/// What a viewer's offer has for repairing lost packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retransmission {
+    /// NACK, and RTX (RFC 4588) for video: what Chromium and webrtc-rs offer by default.
+    Rtx,
+    /// NACK alone: resends come on the media SSRC.
+    Plain,
 }
 
 #[derive(Debug)]
@@ -294,6 +304,7 @@ pub struct Viewer {
     pub seen: mpsc::UnboundedReceiver<Seen>,
     video_track: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
     received: SharedReceived,
+    rtp_log: RtpLog,
     answer: Arc<Mutex<Option<String>>>,
     pub ufrag: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -321,6 +332,16 @@ impl Viewer {
 
     /// As [`Viewer::call_on`], through any way to the room (e.g. [`RoomLink::direct`]).
     pub async fn call_over(link: RoomLink, direction: Direction, net: ViewerNet) -> Viewer {
+        Self::call_offering(link, direction, net, Retransmission::Rtx).await
+    }
+
+    /// As [`Viewer::call_over`], its offer with `retransmission`.
+    pub async fn call_offering(
+        link: RoomLink,
+        direction: Direction,
+        net: ViewerNet,
+        retransmission: Retransmission,
+    ) -> Viewer {
         let RoomLink {
             say,
             hear: mut from_room,
@@ -331,8 +352,7 @@ impl Viewer {
         let violations = seen_tx.clone();
         let (cand_tx, mut local_candidates) = mpsc::unbounded_channel();
         let video_track = Arc::default();
-        let mut engine = MediaEngine::default();
-        engine.register_default_codecs().expect("default codecs");
+        let mut engine = media_engine(retransmission);
         // As Chromium offers them (abs-capture-time once the page enables it).
         let ext = |uri: &str| RTCRtpHeaderExtensionCapability { uri: uri.into() };
         for (uri, kind) in [
@@ -356,6 +376,11 @@ impl Viewer {
             NackGeneratorBuilder::new()
                 .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
                 .build(),
+        );
+        let rtp_log = RtpLog::default();
+        let registry = registry.with(
+            Slot::from(rtp_log::SLOT),
+            RtpRecorder::interceptor(rtp_log.clone()),
         );
         let pc = PeerConnectionBuilder::new()
             .with_configuration(
@@ -482,6 +507,7 @@ impl Viewer {
             seen,
             video_track,
             received,
+            rtp_log,
             answer,
             ufrag,
             tasks,
@@ -523,6 +549,11 @@ impl Viewer {
     /// The answer this viewer applied, once it has.
     pub fn answer(&self) -> Option<String> {
         self.answer.lock().unwrap().clone()
+    }
+
+    /// The RTP that came off the wire so far, RTX not yet unwrapped.
+    pub fn rtp_log(&self) -> &RtpLog {
+        &self.rtp_log
     }
 
     /// The header extensions received so far.
@@ -904,6 +935,61 @@ impl Drop for DirectRoom {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// webrtc-rs's default codecs, or for [`Retransmission::Plain`] the two campeer sends
+/// without RTX, with the same feedback.
+fn media_engine(retransmission: Retransmission) -> MediaEngine {
+    let mut engine = MediaEngine::default();
+    if retransmission == Retransmission::Rtx {
+        engine.register_default_codecs().expect("default codecs");
+        return engine;
+    }
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    let codec = |mime: &str, clock_rate, channels, fmtp: &str, rtcp_feedback| RTCRtpCodec {
+        mime_type: mime.into(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: fmtp.into(),
+        rtcp_feedback,
+    };
+    let vp8 = codec(
+        "video/VP8",
+        90_000,
+        0,
+        "",
+        vec![
+            feedback("goog-remb", ""),
+            feedback("ccm", "fir"),
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+        ],
+    );
+    let opus = codec(
+        "audio/opus",
+        48_000,
+        2,
+        "minptime=10;useinbandfec=1",
+        vec![],
+    );
+    for (rtp_codec, payload_type, kind) in [
+        (vp8, 96, RtpCodecKind::Video),
+        (opus, 111, RtpCodecKind::Audio),
+    ] {
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec,
+                    payload_type,
+                },
+                kind,
+            )
+            .expect("codec");
+    }
+    engine
 }
 
 fn sample_track(
