@@ -51,13 +51,25 @@ fn viewer_net() -> ViewerNet {
 }
 
 /// What campeer holds, and what the process does.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Counts {
     campeer_tasks: usize,
     campeer_udp_sockets: usize,
     fds: usize,
     threads: usize,
     udp_sockets: usize,
+}
+
+impl Counts {
+    /// Nothing above `before`. A count may end below it: a blocking thread counted
+    /// before, in its keep-alive, may have gone since.
+    fn no_more_than(&self, before: &Counts) -> bool {
+        self.campeer_tasks <= before.campeer_tasks
+            && self.campeer_udp_sockets <= before.campeer_udp_sockets
+            && self.fds <= before.fds
+            && self.threads <= before.threads
+            && self.udp_sockets <= before.udp_sockets
+    }
 }
 
 fn counts(campeer: &Runtime) -> (Counts, u64) {
@@ -142,12 +154,15 @@ fn viewers_gone_without_a_goodbye_are_dropped_and_everything_is_given_back() {
             "campeer dropped the viewers that went within {GONE_WITHIN:?}"
         );
         eprintln!("sessions gone {:?} after their viewers", went.elapsed());
-        let (after, rss_after) = wait_for(&campeer_rt, SETTLE, |c| *c == before).await;
+        let (after, rss_after) = wait_for(&campeer_rt, SETTLE, |c| c.no_more_than(&before)).await;
         eprintln!(
             "before: {before:?}, RSS {rss_before} KiB\nduring: {during:?}, RSS {rss_during} KiB\n\
              after: {after:?}, RSS {rss_after} KiB"
         );
-        assert_eq!(after, before, "what campeer and the process hold");
+        assert!(
+            after.no_more_than(&before),
+            "what campeer and the process hold: {after:?} after, {before:?} before"
+        );
         // Roughly: high-water marks stay (heap fragmentation, grown slabs and maps: 1.5-2.5
         // MB measured after 3-6 viewers, not in proportion), a leak keeps what they took.
         assert!(
