@@ -72,7 +72,8 @@ async function waitFor(page, what, predicate, ms) {
 
 async function checkPlays(page, name) {
   const first = await waitFor(page, "video frames decoded", (s) => s.video && s.video.framesDecoded > 0, 20000);
-  const c0 = await page.evaluate(readCounterInPage);
+  // A decoded frame reaches the element a moment later (videoWidth is 0 until then).
+  const c0 = await (await page.waitForFunction(readCounterInPage, null, { timeout: 5000 })).jsonValue();
   const t0 = Date.now();
   await page.waitForTimeout(5000);
   const last = await stats(page);
