@@ -5,7 +5,7 @@
 //! keyframe requests throttled in `keyframe.rs`, lost packets resent as RTX where the
 //! viewer offers it (`rtx.rs`) and at most so often (`resend_gate.rs`); the latency
 //! header extensions are `header_ext.rs`, the DTLS certificate all sessions share
-//! `certificate.rs`. Each
+//! `certificate.rs`, a viewer's DTLS goodbye `goodbye.rs`. Each
 //! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
 //! (`link_report.rs`); each viewer's bandwidth estimate and the encoder's target are
 //! `congestion.rs`; which of the encoder's temporal layers each viewer is sent,
@@ -15,6 +15,7 @@ pub mod candidate;
 pub mod certificate;
 pub mod congestion;
 mod connection;
+mod goodbye;
 pub mod header_ext;
 pub mod keyframe;
 mod late_arrivals;

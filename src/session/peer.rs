@@ -22,6 +22,7 @@ use webrtc::peer_connection::{
 use super::candidate::RemoteCandidates;
 use super::congestion::{Congestion, VideoShare};
 use super::connection::{PcEvent, Track, add_tracks, build_connection, send_only};
+use super::goodbye::{self, Goodbye};
 use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
 use super::link_report;
@@ -333,6 +334,8 @@ async fn drive(
         video_share: inputs.video_share.clone(),
     };
     let mut link_reports = tokio::time::interval(LINK_REPORT_EVERY);
+    let mut goodbye = Goodbye::default();
+    let mut goodbye_reads = tokio::time::interval(goodbye::READ_EVERY);
     // Signed, so the page can tell campeer's answer from one another room member made.
     ctx.outbox.answer(ctx.access.sign_answer(&answer.sdp));
     info!(after = ?inputs.offer_received.elapsed(), "answer sent");
@@ -360,6 +363,12 @@ async fn drive(
                 edge.pc_event(ev);
             }
             _ = link_reports.tick() => edge.stats.set_link(link_report::read(pc).await),
+            _ = goodbye_reads.tick() => {
+                if goodbye.said(pc).await {
+                    info!("the viewer closed the connection");
+                    edge.machine.link(Link::Closed, Instant::now());
+                }
+            }
         }
     };
     edge.media.stop().await;

@@ -682,11 +682,17 @@ impl Viewer {
         (key, took)
     }
 
+    /// Closes the peer connection, which sends DTLS `close_notify`, and stays in the room:
+    /// what a page does that calls `pc.close()`.
+    pub async fn close_connection(&self) {
+        let _ = self.pc.close().await;
+    }
+
     pub async fn hang_up(self) {
         for t in &self.tasks {
             t.abort();
         }
-        let _ = self.pc.close().await;
+        self.close_connection().await;
         if let Some(socket) = &self.socket {
             let _ = socket.disconnect().await;
         }
