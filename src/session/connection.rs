@@ -30,6 +30,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RtpSender};
 
 use super::certificate;
 use super::congestion::{SessionCongestion, congestion_control};
+use super::flight_socket;
 use super::header_ext;
 use super::keyframe::{self, KeyframeRequests};
 use super::peer::{SessionContext, SessionError, webrtc_err};
@@ -244,6 +245,7 @@ pub(super) async fn build_connection(
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events { tx: events.clone() }))
             .with_udp_addrs(vec![std::net::SocketAddr::new(cfg.bind, port)])
+            .with_runtime(flight_socket::runtime())
             .build()
             .await;
         match built {

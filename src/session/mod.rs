@@ -5,7 +5,8 @@
 //! keyframe requests throttled in `keyframe.rs`, lost packets resent as RTX where the
 //! viewer offers it (`rtx.rs`) and at most so often (`resend_gate.rs`); the latency
 //! header extensions are `header_ext.rs`, the DTLS certificate all sessions share
-//! `certificate.rs`, a viewer's DTLS goodbye `goodbye.rs`. Each
+//! `certificate.rs`, a viewer's DTLS goodbye `goodbye.rs`; `flight_repeat.rs` (on the
+//! sockets of `flight_socket.rs`) resends a DTLS flight the viewer shows was lost. Each
 //! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
 //! (`link_report.rs`); each viewer's bandwidth estimate and the encoder's target are
 //! `congestion.rs`; which of the encoder's temporal layers each viewer is sent,
@@ -15,6 +16,8 @@ pub mod candidate;
 pub mod certificate;
 pub mod congestion;
 mod connection;
+mod flight_repeat;
+mod flight_socket;
 mod goodbye;
 pub mod header_ext;
 pub mod keyframe;
