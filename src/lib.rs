@@ -8,6 +8,7 @@ pub mod access;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod heap;
 mod line_budget;
 pub mod log_limit;
 pub mod media;

@@ -11,7 +11,7 @@ use campeer::config::Config;
 use campeer::log_limit::{REPEAT_INTERVAL, RepeatLimit};
 
 fn main() -> ExitCode {
-    bound_heap();
+    campeer::heap::bound();
     let cli = Cli::parse();
     let filter = cli
         .log
@@ -130,16 +130,4 @@ async fn shutdown_on_signal(cancel: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT"),
     }
     cancel.cancel();
-}
-
-/// glibc's heap, tuned for a daemon on a small board that a room can send megabyte
-/// payloads: a fixed mmap threshold (glibc otherwise raises it to the largest block freed,
-/// so a flood of 1 MB messages stays resident after it ends), and two arenas instead of
-/// eight per core, each holding its own free memory.
-fn bound_heap() {
-    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }

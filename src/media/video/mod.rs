@@ -5,6 +5,7 @@ pub mod convert;
 pub mod encode;
 pub mod source;
 pub mod test_pattern;
+pub mod token_buffer;
 pub mod v4l2;
 pub mod vp8;
 pub mod vp8_rtp;
