@@ -692,7 +692,18 @@ impl Config {
                 if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !u.contains(':') {
                     return Err(invalid(
                         "webrtc.ice_servers",
-                        format!("{u:?}: must be a stun:, stuns:, turn: or turns: URL"),
+                        format!("{u:?}: must be a stun: or turn: URL"),
+                    ));
+                }
+                // webrtc-rs 0.21 skips these with a warning (stun_gatherer.rs,
+                // turn_relayer.rs): refused here, so no one counts on a relay never used.
+                if matches!(scheme, "stuns" | "turns") || u.contains("transport=tcp") {
+                    return Err(invalid(
+                        "webrtc.ice_servers",
+                        format!(
+                            "{u:?}: campeer's WebRTC stack (webrtc-rs 0.21) reaches STUN and \
+                             TURN servers over UDP only; list their stun: or turn: UDP URL"
+                        ),
                     ));
                 }
                 if scheme.starts_with("turn")
@@ -871,6 +882,13 @@ mod tests {
             )
             .contains("username")
         );
+        for unreachable in ["turns:x:5349", "turn:x:3478?transport=tcp", "stuns:x:5349"] {
+            let toml = format!(
+                "[webrtc]\nice_servers = [{{ urls = [\"{unreachable}\"], username = \"u\", \
+                 credential = \"c\" }}]\n"
+            );
+            assert!(err(&toml, &[]).contains("over UDP only"), "{unreachable}");
+        }
         assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
         let ca_for_http = "[signaling]\nurl = \"http://relay:3000\"\nca_file = \"/etc/ca.pem\"\n";
         assert!(err(ca_for_http, &[]).contains("signaling.ca_file"));
