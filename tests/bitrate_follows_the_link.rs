@@ -132,20 +132,20 @@ fn thin_lossy_link_plays_whole_frames_at_full_rate() {
     });
 }
 
-/// The layers a session last said it forwards (its `layers forwarded` log lines).
-fn layers_forwarded(log: &Lines, ufrag: &str) -> Option<u32> {
+/// The layers a session said it forwards, in order (its `layers forwarded` log lines).
+fn layers_forwarded(log: &Lines, ufrag: &str) -> Vec<u32> {
     let session = format!("ufrag={ufrag}");
     log.all()
         .iter()
-        .rev()
         .filter(|l| l.contains(&session) && l.contains("layers forwarded"))
-        .find_map(|l| {
+        .filter_map(|l| {
             let (_, rest) = l.split_once(" layers=")?;
             rest.split(|c: char| !c.is_ascii_digit())
                 .next()?
                 .parse()
                 .ok()
         })
+        .collect()
 }
 
 #[test]
@@ -160,6 +160,8 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
     let relay = Relay::start_in(fat);
     let campeer = campeer_in(&lan, &relay, "test-noisy");
     let url = relay.url();
+    // The fat viewer stays until the thin one has watched: two viewers throughout.
+    let (thin_done, thin_watched) = tokio::sync::oneshot::channel::<()>();
     std::thread::scope(|s| {
         let thin_viewer = s.spawn(|| {
             thin.block_on(async {
@@ -168,6 +170,7 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
                 let settling = watch(&mut v, 2 * SPAN, Duration::from_secs(1)).await;
                 eprintln!("the thin viewer, settling: {settling:?}");
                 let counters = counters_until(&mut v, tokio::time::sleep(SPAN)).await;
+                thin_done.send(()).ok();
                 let ufrag = v.ufrag.clone();
                 v.hang_up().await;
                 (ufrag, counters)
@@ -185,7 +188,8 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
             let fps = p.intact as f64 / SPAN.as_secs_f64();
             eprintln!("the fat viewer at {kbps} kbps: {p:?}, {fps:.1} fps of whole frames");
             assert!(fps >= 20.0, "{fps:.1} fps of whole frames: {p:?}");
-            assert_eq!(layers_forwarded(&campeer.log, &v.ufrag), Some(2));
+            assert_eq!(layers_forwarded(&campeer.log, &v.ufrag).last(), Some(&2));
+            drop(thin_watched.await);
             v.hang_up().await;
         });
         let (ufrag, counters) = thin_viewer.join().expect("the thin viewer's thread");
@@ -194,10 +198,13 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
         let fps = counters.len() as f64 / SPAN.as_secs_f64();
         eprintln!("the thin viewer: {fps:.1} fps of whole frames");
         assert!(fps >= 12.0, "the thin viewer: {fps:.1} fps of whole frames");
-        assert_eq!(
-            layers_forwarded(&campeer.log, &ufrag),
-            Some(1),
-            "the thin viewer is sent the base layer"
+        // Whether it is on the base layer at the end depends on where campeer's retry of
+        // the upper layer stands (a hold of 1 s, doubling to 16 s): that it went there is
+        // what counts.
+        let thin_layers = layers_forwarded(&campeer.log, &ufrag);
+        assert!(
+            thin_layers.contains(&1),
+            "the thin viewer is sent the base layer: {thin_layers:?}"
         );
     });
 }
