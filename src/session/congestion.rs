@@ -33,7 +33,7 @@ use crate::media::video::vp8::{BASE_LAYER_SHARE, LayerRates};
 
 /// Packets a pacer holds before refusing more: about 300 ms at 200 kbit/s. Longer queues
 /// (the library's default is 4096) held resends past the viewer's patience.
-const PACER_QUEUE_LIMIT: usize = 16;
+pub(super) const PACER_QUEUE_LIMIT: usize = 16;
 /// How much faster than the estimate the pacer releases, as libwebrtc's pacer does: a
 /// frame leaves in a fraction of its interval instead of spread over all of it (which
 /// added a frame's worth of delay to every frame and held the first keyframe back).

@@ -10,7 +10,7 @@
 //! session's live figures are `stats.rs`, filled from its send tasks and from webrtc-rs
 //! (`link_report.rs`); each viewer's bandwidth estimate and the encoder's target are
 //! `congestion.rs`; which of the encoder's temporal layers each viewer is sent,
-//! `layers.rs`.
+//! `layers.rs`, and when a viewer below them all is sent a keyframe, `keyframe_drain.rs`.
 
 pub mod candidate;
 pub mod certificate;
@@ -21,6 +21,7 @@ mod flight_socket;
 mod goodbye;
 pub mod header_ext;
 pub mod keyframe;
+mod keyframe_drain;
 mod late_arrivals;
 pub mod layers;
 mod link_report;

@@ -14,9 +14,10 @@ use tracing::{Instrument, debug, info, warn};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
-use super::congestion::VideoShare;
+use super::congestion::{PACER_QUEUE_LIMIT, VideoShare};
 use super::header_ext::HeaderExtIds;
 use super::keyframe::{self, Keyframes, Why};
+use super::keyframe_drain::KeyframeDrain;
 use super::layers::{Forwarded, LayerSelector, Verdict};
 use super::stats::SessionStats;
 use crate::media::video::vp8_rtp;
@@ -84,6 +85,7 @@ impl MediaTasks {
                 selector: LayerSelector::new(rand::random(), rand::random()),
                 share: video_share.clone(),
                 logged: None,
+                drain: KeyframeDrain::default(),
             });
             let writer = RtpWriter::new(Arc::clone(&s.track), s.ssrc, s.payload_type, video)
                 .with_header_ext(s.header_ext);
@@ -102,7 +104,8 @@ impl MediaTasks {
             self.spawn(send_media(frames, writer, keyframes.clone(), counted, stop));
             if let Some(keyframes) = keyframes {
                 let track = Arc::clone(&s.track);
-                self.spawn(watch_feedback(track, keyframes, self.stop.clone()));
+                let stats = Arc::clone(stats);
+                self.spawn(watch_feedback(track, keyframes, stats, self.stop.clone()));
             }
         }
     }
@@ -130,10 +133,12 @@ impl MediaTasks {
     }
 }
 
-/// Relays the viewer's PLI/FIR to the encoder, through the shared throttle.
+/// Relays the viewer's PLI/FIR to the encoder, through the shared throttle; not while it
+/// is sent keyframes only (its session asks for those: see [`KeyframeDrain`]).
 async fn watch_feedback(
     track: Arc<TrackLocalStaticRTP>,
     keyframes: Keyframes,
+    stats: Arc<SessionStats>,
     stop: CancellationToken,
 ) {
     loop {
@@ -147,8 +152,14 @@ async fn watch_feedback(
                     .iter()
                     .any(|p| keyframe::is_keyframe_request(p.as_ref()))
                 {
-                    debug!("keyframe requested by the viewer");
-                    keyframes.request(Why::Repair);
+                    if stats.layers_forwarded() == Some(Forwarded::Keyframes) {
+                        debug!(
+                            "keyframe requested by the viewer, sent keyframes only: not relayed"
+                        );
+                    } else {
+                        debug!("keyframe requested by the viewer");
+                        keyframes.request(Why::Repair);
+                    }
                 }
             }
             Some(_) => {}
@@ -171,6 +182,25 @@ struct Layers {
     share: VideoShare,
     /// What the log and the stats last said.
     logged: Option<Forwarded>,
+    /// Keyframes while only keyframes are forwarded.
+    drain: KeyframeDrain,
+}
+
+impl Layers {
+    /// Whether `frame`, a keyframe, may go to the viewer now: always, unless it is sent
+    /// keyframes only and its link cannot take this one whole now ([`KeyframeDrain`]).
+    fn keyframe_fits(&mut self, now: Instant, share_kbps: u32, frame: &EncodedFrame) -> bool {
+        if self.selector.forwarded() != Some(Forwarded::Keyframes) {
+            return true;
+        }
+        let bytes = frame.payloads.iter().map(|p| p.len()).sum();
+        let packets = frame.payloads.len();
+        let fits = self
+            .drain
+            .admit(now, share_kbps, packets, bytes, PACER_QUEUE_LIMIT);
+        debug!(packets, bytes, share_kbps, fits, "keyframe, keyframes only");
+        fits
+    }
 }
 
 impl Counted {
@@ -181,12 +211,15 @@ impl Counted {
             return Some(Stamp::Unchanged);
         };
         let share = layers.share.kbps();
-        let verdict = layers
-            .selector
-            .frame(Instant::now(), share, frame.keyframe, layer);
+        let now = Instant::now();
+        if frame.keyframe && !layers.keyframe_fits(now, share, frame) {
+            return None;
+        }
+        let verdict = layers.selector.frame(now, share, frame.keyframe, layer);
         let forwarded = layers.selector.forwarded();
         if forwarded != layers.logged {
             layers.logged = forwarded;
+            layers.drain = KeyframeDrain::default();
             self.stats.set_layers_forwarded(forwarded);
             if let Some(f) = forwarded {
                 info!(
@@ -197,6 +230,13 @@ impl Counted {
                     "layers forwarded"
                 );
             }
+        }
+        if forwarded == Some(Forwarded::Keyframes)
+            && layers.drain.ask(now)
+            && let Some(k) = keyframes
+        {
+            debug!("keyframes only: asking for the next");
+            k.request(Why::Repair);
         }
         match verdict {
             Verdict::Forward {

@@ -257,6 +257,11 @@ impl SessionStats {
         self.layers_forwarded.store(v, Ordering::Relaxed);
     }
 
+    /// What [`set_layers_forwarded`](Self::set_layers_forwarded) said last.
+    pub fn layers_forwarded(&self) -> Option<Forwarded> {
+        Forwarded::from_layers(self.layers_forwarded.load(Ordering::Relaxed))
+    }
+
     /// The figures as they are now.
     pub fn snapshot(&self, now: Instant) -> SessionSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -277,7 +282,7 @@ impl SessionStats {
             lags: get(&self.lags),
             capture_to_send: self.delay.summary(),
             bitrate_estimate_kbps: (estimate != NO_ESTIMATE).then_some(estimate),
-            layers_forwarded: Forwarded::from_layers(self.layers_forwarded.load(Ordering::Relaxed)),
+            layers_forwarded: self.layers_forwarded(),
         }
     }
 }
