@@ -9,6 +9,7 @@
 // LOADS (reloads: how many fresh loads, 20 by default), TOKEN (campeer's viewer token: it
 // goes in the page's #token= fragment, except in token-needed, where it is typed).
 const { launch } = require("./chromium");
+const { readCounterInPage, stats, waitFor, answeredRtx } = require("./page");
 const fs = require("fs");
 const http = require("http");
 const path = require("path");
@@ -19,56 +20,6 @@ const WIDTH = Number(process.env.WIDTH), HEIGHT = Number(process.env.HEIGHT);
 const LOADS = Number(process.env.LOADS || 20);
 
 function fail(why) { console.error("FAIL: " + why); process.exit(1); }
-
-// The pattern's frame counter, read as campeer's read_counter does: a guard row of
-// alternating 16-pixel blocks, then 24 bits, in the top-left corner.
-function readCounterInPage() {
-  const v = document.querySelector("video#remote") || document.querySelector("video");
-  const w = v.videoWidth, h = v.videoHeight;
-  if (!w || !h) return null;
-  const c = document.createElement("canvas");
-  c.width = w; c.height = h;
-  const g = c.getContext("2d");
-  g.drawImage(v, 0, 0);
-  const px = g.getImageData(0, 0, w, h).data;
-  const B = 16, BITS = 24, cols = Math.min(12, Math.floor(w / B));
-  const bit = (col, row) => {
-    let sum = 0;
-    for (let y = row * B + 4; y < row * B + 12; y++)
-      for (let x = col * B + 4; x < col * B + 12; x++) {
-        const i = (y * w + x) * 4;
-        sum += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
-      }
-    return sum / 64 > 128;
-  };
-  for (let col = 0; col < cols; col++) if (bit(col, 0) !== (col % 2 === 0)) return null;
-  let n = 0;
-  for (let i = 0; i < BITS; i++) n = n * 2 + (bit(i % cols, 1 + Math.floor(i / cols)) ? 1 : 0);
-  return n;
-}
-
-async function stats(page) {
-  return page.evaluate(async () => {
-    const pc = window.campeerViewer ? window.campeerViewer.pc : window.peer;
-    if (!pc) return null;
-    const out = { state: pc.connectionState };
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "video") out.video = s;
-      if (s.type === "inbound-rtp" && s.kind === "audio") out.audio = s;
-    });
-    return out;
-  });
-}
-
-async function waitFor(page, what, predicate, ms) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = await stats(page);
-    if (s && predicate(s)) return s;
-    if (Date.now() > end) fail(`${what} within ${ms} ms; last stats: ${JSON.stringify(s)}`);
-    await page.waitForTimeout(200);
-  }
-}
 
 async function checkPlays(page, name) {
   const first = await waitFor(page, "video frames decoded", (s) => s.video && s.video.framesDecoded > 0, 20000);
@@ -123,17 +74,13 @@ async function checkHeaderExtensions(page, name) {
 // (Loss, and packets coming back on it, are tests/lost_packets_come_back_as_rtx.rs.)
 async function checkRtx(page, name) {
   const answer = await page.evaluate(() => window.campeerViewer.pc.remoteDescription.sdp);
-  const video = answer.slice(answer.indexOf("m=video")).split(/\r?\n(?=m=)/)[0];
-  const vp8 = (video.match(/^a=rtpmap:(\d+) VP8\/90000/m) || [])[1];
-  const rtx = (video.match(new RegExp(`^a=fmtp:(\\d+) apt=${vp8}\\r?$`, "m")) || [])[1];
-  const fid = video.match(/^a=ssrc-group:FID (\d+) (\d+)/m);
-  if (!vp8 || !rtx || !new RegExp(`^a=rtpmap:${rtx} rtx/90000`, "m").test(video) || !fid)
-    fail(`${name}: campeer's answer has no RTX for VP8:\n${video}`);
+  const got = answeredRtx(answer);
+  if (got.missing) fail(`${name}: campeer's answer has no RTX for VP8:\n${got.missing}`);
   const v = (await stats(page)).video;
-  console.log(`${name}: RTX payload type ${rtx}, SSRC ${fid[2]} for ${fid[1]}; ` +
+  console.log(`${name}: RTX payload type ${got.rtx}, SSRC ${got.rtxSsrc} for ${got.ssrc}; ` +
     `inbound-rtp ssrc ${v.ssrc} rtxSsrc ${v.rtxSsrc}, ${v.retransmittedPacketsReceived} retransmitted`);
-  if (String(v.ssrc) !== fid[1] || String(v.rtxSsrc) !== fid[2])
-    fail(`${name}: inbound-rtp ssrc ${v.ssrc} rtxSsrc ${v.rtxSsrc}, the answer's FID ${fid[1]} ${fid[2]}`);
+  if (String(v.ssrc) !== got.ssrc || String(v.rtxSsrc) !== got.rtxSsrc)
+    fail(`${name}: inbound-rtp ssrc ${v.ssrc} rtxSsrc ${v.rtxSsrc}, the answer's FID ${got.ssrc} ${got.rtxSsrc}`);
 }
 
 // A page for an external relay must come from an http origin (getUserMedia needs a
