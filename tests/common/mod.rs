@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod chromium;
 pub mod ffmpeg;
 pub mod held;
 pub mod in_process;
@@ -285,9 +286,24 @@ impl Campeer {
     /// Starts campeer with no relay configured, so it serves its own on a free port; returns
     /// it with that relay's URL once campeer has joined its room there.
     pub fn start_embedded(env: &[(&str, &str)]) -> (Self, String) {
-        let mut all = vec![("CAMPEER__SIGNALING__LISTEN", "127.0.0.1:0")];
+        Self::embedded(&[], "127.0.0.1", env)
+    }
+
+    /// [`Campeer::start_embedded`] in a host of a test's LAN: the page and the media on
+    /// the host's address.
+    pub fn start_embedded_in(host: &netns::Host, env: &[(&str, &str)]) -> (Self, String) {
+        let addr = host.addr.to_string();
+        let mut all = vec![("CAMPEER__WEBRTC__BIND", addr.as_str())];
         all.extend_from_slice(env);
-        let me = Self::start(None, &all);
+        Self::embedded(&host.wrapper(), &addr, &all)
+    }
+
+    /// campeer under `wrapper` serving its own relay on `addr`, port free.
+    fn embedded(wrapper: &[&str], addr: &str, env: &[(&str, &str)]) -> (Self, String) {
+        let listen = format!("{addr}:0");
+        let mut all = vec![("CAMPEER__SIGNALING__LISTEN", listen.as_str())];
+        all.extend_from_slice(env);
+        let me = Self::start_wrapped(wrapper, None, &all);
         let line = me.log.wait_for("viewer page listening", START_DEADLINE);
         let field = |name: &str| {
             line.split(&format!("{name}="))
