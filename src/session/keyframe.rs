@@ -2,7 +2,8 @@
 //!
 //! webrtc 0.21 consumes RTCP inside its interceptor chain; only packets an interceptor
 //! marks `DeliverToApplication` reach a local track's `poll()`. [`KeyframeRequests`] marks
-//! exactly the keyframe requests (PLI, FIR) and passes everything else through untouched.
+//! exactly the keyframe requests (PLI, FIR), puts them first in their compound packet (see
+//! there why), and passes everything else through untouched.
 //!
 //! A keyframe is several times the size of a frame, so a viewer sending PLIs in a loop
 //! (or many lagging at once) would make every frame one. [`Keyframes`] is what sessions
@@ -35,13 +36,22 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
 
 /// Marks keyframe requests for the application (in a
 /// [`ReadTap`](super::read_tap::ReadTap)).
+///
+/// rtc 0.21 hands a compound RTCP packet to the track of its first packet's first
+/// destination SSRC (`handle_rtcp_message`), and drops it when no track has that SSRC.
+/// Chromium sends its PLI behind a receiver report whose first block may be for the RTX
+/// SSRC, which no track owns: every PLI it sent on a lossy link was dropped so, and its
+/// picture stayed frozen until the encoder's periodic keyframe. A keyframe request put
+/// first names the media SSRC it is for.
 pub struct KeyframeRequests;
 
 impl ReadObserver for KeyframeRequests {
     fn observe(&mut self, msg: &mut TaggedPacket) {
-        if let Packet::Rtcp(packets) = &msg.message.packet
+        if let Packet::Rtcp(packets) = &mut msg.message.packet
             && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
         {
+            // Stable: the rest keep their order.
+            packets.sort_by_key(|p| !is_keyframe_request(p.as_ref()));
             msg.message.add(Attribute::DeliverToApplication);
         }
     }
@@ -171,8 +181,46 @@ impl Keyframes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtc::interceptor::AttributedPacket;
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::reception_report::ReceptionReport;
+    use rtc::shared::TransportContext;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    /// Chromium's compound: a receiver report whose first block is for the RTX SSRC,
+    /// then the PLI for the media SSRC.
+    #[test]
+    fn a_keyframe_request_goes_first_so_that_it_reaches_the_media_track() {
+        const MEDIA: u32 = 1111;
+        const RTX: u32 = 2222;
+        let block = |ssrc| ReceptionReport {
+            ssrc,
+            ..Default::default()
+        };
+        let report = ReceiverReport {
+            ssrc: 1,
+            reports: vec![block(RTX), block(MEDIA)],
+            ..Default::default()
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: MEDIA,
+        };
+        let mut msg = TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(report), Box::new(pli)])),
+        };
+        KeyframeRequests.observe(&mut msg);
+        assert!(msg.message.has(&Attribute::DeliverToApplication));
+        let Packet::Rtcp(packets) = &msg.message.packet else {
+            panic!("RTCP in, RTCP out");
+        };
+        assert_eq!(packets.len(), 2, "nothing taken out");
+        assert!(is_keyframe_request(packets[0].as_ref()));
+        assert_eq!(packets[0].destination_ssrc().first(), Some(&MEDIA));
+    }
 
     #[test]
     fn the_first_request_goes_at_once() {
