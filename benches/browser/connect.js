@@ -8,7 +8,8 @@
 // pattern's frames its thread skipped or the encoder did not take), the CPU each of
 // campeer's threads used (/proc/PID/task), so the connect's cost shows by stage, and the
 // browser's CPU (the viewer's own load, which a board would not carry).
-// CAMPEER: the viewer URL with #token=; PID: campeer's; RUNS (default 3); LABEL (printed).
+// CAMPEER: the viewer URL with #token=; PID: campeer's; RUNS (default 3); LABEL (printed);
+// TRACE=1: /status polled every 50 ms in the connecting window, printing when drops came.
 // Prints one line per session and window, and one with each window's CPU. Run by scripts/bench.
 const fs = require("fs");
 const { launch } = require("../../tests/browser/chromium");
@@ -16,6 +17,8 @@ const { launch } = require("../../tests/browser/chromium");
 const CAMPEER = process.env.CAMPEER, PID = process.env.PID, LABEL = process.env.LABEL || "";
 const RUNS = Number(process.env.RUNS || 3);
 const QUIET_MS = 6000, WINDOW_MS = 4500;
+// TRACE=1: when in the connecting window the drops come, against campeer's log stamps.
+const TRACE = Boolean(process.env.TRACE);
 const HZ = 100; // USER_HZ on every Linux this runs on
 
 async function status() {
@@ -85,6 +88,18 @@ function rssMb() {
   return (Number(kb) / 1024).toFixed(1);
 }
 
+// Polls /status for WINDOW_MS and prints when capture drops were counted, in ms after Play.
+async function traceDrops(pressed, drops) {
+  const seen = [];
+  while (Date.now() - pressed < WINDOW_MS) {
+    const now = (await status()).media.video.frames_dropped;
+    if (now > drops) seen.push(`+${Date.now() - pressed} ms: ${now - drops}`);
+    drops = now;
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+  console.log(`${LABEL}, Play pressed at ${new Date(pressed).toISOString()}; drops counted ${seen.join(", ") || "none"}`);
+}
+
 // Waits until the page's video element has shown a frame.
 function playing(page) {
   return page.waitForFunction(() => {
@@ -110,8 +125,10 @@ function playing(page) {
       await second.waitForTimeout(WINDOW_MS);
       report("steady, one viewer", await status(), drops, cpuByName(cpu, threadTicks()), (browserTicks() - b) * 1000 / HZ);
       drops = (await status()).media.video.frames_dropped; cpu = threadTicks(); b = browserTicks();
+      const pressed = Date.now();
       await second.click("#play"); // play: a fresh offer from the running browser
-      await second.waitForTimeout(WINDOW_MS);
+      if (TRACE) await traceDrops(pressed, drops);
+      else await second.waitForTimeout(WINDOW_MS);
       const s = await status();
       report("a second viewer connecting", s, drops, cpuByName(cpu, threadTicks()), (browserTicks() - b) * 1000 / HZ);
       await playing(second);
