@@ -8,6 +8,7 @@
 //! [`Backoff`], and bounds each attempt with [`CONNECT_TIMEOUT`].
 
 mod backoff;
+mod transport;
 pub mod trust;
 
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,7 @@ use crate::access::redact;
 use crate::config::RoomId;
 use crate::line_budget::LineBudget;
 pub use backoff::Backoff;
+use transport::{Transport, TransportChoice};
 
 /// How long one attempt may take from the first request to the room joined: a relay
 /// that accepts TCP and then says nothing must not hold campeer forever.
@@ -72,12 +74,14 @@ pub async fn run(
 ) {
     let url = redact::url(&settings.url);
     let mut backoff = Backoff::new();
+    let mut transports = TransportChoice::for_url(&settings.url);
     loop {
-        info!(%url, room = %settings.room, "signaling: connecting");
+        let transport = transports.next();
+        info!(%url, room = %settings.room, ?transport, "signaling: connecting");
         let link = Link::default();
         let connected = tokio::select! {
             _ = cancel.cancelled() => return,
-            result = connect(&settings, events.clone(), &link) => result,
+            result = connect(&settings, transport, events.clone(), &link) => result,
         };
         let retry_in = match connected {
             Ok(client) => {
@@ -91,7 +95,9 @@ pub async fn run(
                 warn!(%url, "signaling: connection lost; reconnecting in {delay:?}");
                 delay
             }
-            Err(e) => {
+            Err(failed) => {
+                transports.failed(failed.reached_relay);
+                let e = failed.why;
                 let delay = backoff.next_delay(Instant::now(), rand::random());
                 let failures = backoff.failures();
                 if backoff.worth_a_warning() {
@@ -109,29 +115,43 @@ pub async fn run(
     }
 }
 
+/// Why an attempt failed, and whether it got as far as the relay (for the next one's
+/// [`Transport`]).
+struct Failed {
+    why: String,
+    reached_relay: bool,
+}
+
+impl Failed {
+    /// At the relay, or past where the network could refuse: a timeout, a closed socket.
+    fn at_relay(why: String) -> Self {
+        Self {
+            why,
+            reached_relay: true,
+        }
+    }
+}
+
 /// One attempt, bounded by [`CONNECT_TIMEOUT`]: the client once its room is joined.
 async fn connect(
     settings: &ClientSettings,
+    transport: Transport,
     events: mpsc::Sender<RoomEvent>,
     link: &Link,
-) -> Result<Client, String> {
+) -> Result<Client, Failed> {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-    let timed_out = || format!("no room joined within {CONNECT_TIMEOUT:?}");
-    let client = tokio::time::timeout_at(deadline, builder(settings, events, link).connect())
+    let timed_out = || Failed::at_relay(format!("no room joined within {CONNECT_TIMEOUT:?}"));
+    let connecting = builder(settings, transport, events, link).connect();
+    let client = tokio::time::timeout_at(deadline, connecting)
         .await
         .map_err(|_| timed_out())?
-        // rust_socketio errors may name the URL as given; keep its credentials out of logs.
-        .map_err(|e| redact::url_credentials_in(&with_causes(&e), &settings.url))
-        .map_err(|e| match trust::is_certificate_failure(&e) {
-            true => format!(
-                "the relay's TLS certificate is not trusted ({e}); \
-                 signaling.ca_file can name the CA that signed it"
-            ),
-            false => e,
+        .map_err(|e| Failed {
+            why: connect_error(&e, &settings.url),
+            reached_relay: transport::reached_relay(&e),
         })?;
     let joined = tokio::select! {
         _ = link.joined.cancelled() => Ok(client.clone()),
-        _ = link.lost.cancelled() => Err("the relay closed the connection before the room was joined".to_owned()),
+        _ = link.lost.cancelled() => Err(Failed::at_relay("the relay closed the connection before the room was joined".to_owned())),
         _ = tokio::time::sleep_until(deadline) => Err(timed_out()),
     };
     if joined.is_err() {
@@ -139,6 +159,20 @@ async fn connect(
         disconnect(&client).await;
     }
     joined
+}
+
+/// A failed connect for the log: without the URL's credentials, and saying what to do
+/// about an untrusted certificate.
+fn connect_error(e: &rust_socketio::Error, url: &str) -> String {
+    // rust_socketio errors may name the URL as given; keep its credentials out of logs.
+    let e = redact::url_credentials_in(&with_causes(e), url);
+    match trust::is_certificate_failure(&e) {
+        true => format!(
+            "the relay's TLS certificate is not trusted ({e}); \
+             signaling.ca_file can name the CA that signed it"
+        ),
+        false => e,
+    }
 }
 
 /// `e` and its sources: rust_socketio's own message ("EngineIO Error") says little.
@@ -188,6 +222,7 @@ async fn serve(
 
 fn builder(
     settings: &ClientSettings,
+    transport: Transport,
     events: mpsc::Sender<RoomEvent>,
     link: &Link,
 ) -> ClientBuilder {
@@ -201,6 +236,7 @@ fn builder(
         b = b.tls_config(tls.clone());
     }
     b = b
+        .transport_type(transport.engine_io())
         .reconnect(false)
         .reconnect_on_disconnect(false)
         .on("open", move |_, client: Client| {
