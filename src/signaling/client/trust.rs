@@ -1,7 +1,8 @@
-//! Which certificates an https or wss relay may present: the system's roots (what
-//! native-tls trusts by default), and the PEM certificates of `signaling.ca_file` for a
-//! relay with a self-signed certificate or a private CA. Verification is never turned
-//! off; a certificate that does not check out fails the connection.
+//! Which certificates an https or wss relay (or a `turns:` server) may present: the
+//! system's roots (what native-tls trusts by default), and the PEM certificates of a CA
+//! file (`signaling.ca_file`, an ICE server's `ca_file`) for a server with a self-signed
+//! certificate or a private CA. Verification is never turned off; a certificate that
+//! does not check out fails the connection.
 
 use std::path::{Path, PathBuf};
 
@@ -10,16 +11,18 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 #[derive(Debug, thiserror::Error)]
-#[error("signaling.ca_file {}: {reason}", path.display())]
+#[error("{key} {}: {reason}", path.display())]
 pub struct TrustError {
+    key: &'static str,
     path: PathBuf,
     reason: String,
 }
 
-/// The TLS connector for the relay's transports: the system's roots plus every
-/// certificate in `ca_file`. Blocking (reads the file).
-pub fn connector(ca_file: &Path) -> Result<TlsConnector, TrustError> {
+/// A TLS connector trusting the system's roots plus every certificate in `ca_file`, the
+/// file config key `key` names. Blocking (reads the file).
+pub fn connector(key: &'static str, ca_file: &Path) -> Result<TlsConnector, TrustError> {
     let error = |reason: String| TrustError {
+        key,
         path: ca_file.to_path_buf(),
         reason,
     };
@@ -55,21 +58,25 @@ mod tests {
         let cert = rcgen::generate_simple_self_signed(vec!["relay.test".to_owned()]).unwrap();
         let pem = format!("{}{}", cert.cert.pem(), cert.cert.pem());
         std::fs::write(&path, pem).unwrap();
-        assert!(connector(&path).is_ok());
+        assert!(connector("signaling.ca_file", &path).is_ok());
     }
 
     #[test]
     fn a_missing_or_empty_ca_file_is_an_error_naming_the_key_and_file() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let e = connector(&missing).unwrap_err().to_string();
+        let e = connector("signaling.ca_file", &missing)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("signaling.ca_file") && e.contains("missing.pem"),
             "{e}"
         );
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let e = connector(&empty).unwrap_err().to_string();
+        let e = connector("signaling.ca_file", &empty)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("empty.pem") && e.contains("no PEM certificate"),
             "{e}"
