@@ -312,6 +312,10 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default)]
     pub credential: Option<String>,
+    /// PEM certificates trusted for this server's `turns:` URLs besides the system's
+    /// roots (a TURN server with a self-signed certificate, or a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A value that must not leak: `Debug` shows `<redacted>`; [`Secret::expose`] is the one
@@ -687,25 +691,24 @@ impl Config {
             if server.urls.is_empty() {
                 return Err(invalid("webrtc.ice_servers", "an entry has no urls"));
             }
+            let mut secure = false;
             for u in &server.urls {
+                let reach = crate::turn::reach(u)
+                    .map_err(|reason| invalid("webrtc.ice_servers", format!("{u:?}: {reason}")))?;
+                if let crate::turn::Reach::Bridged(bridged) = &reach {
+                    secure |= bridged.tls;
+                    // The bridge hands webrtc-rs an IPv4 loopback address (src/turn).
+                    if self.webrtc.bind.is_ipv6() {
+                        return Err(invalid(
+                            "webrtc.ice_servers",
+                            format!(
+                                "{u:?}: TURN over TCP or TLS needs an IPv4 webrtc.bind, not {}",
+                                self.webrtc.bind
+                            ),
+                        ));
+                    }
+                }
                 let scheme = u.split(':').next().unwrap_or_default();
-                if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !u.contains(':') {
-                    return Err(invalid(
-                        "webrtc.ice_servers",
-                        format!("{u:?}: must be a stun: or turn: URL"),
-                    ));
-                }
-                // webrtc-rs 0.21 skips these with a warning (stun_gatherer.rs,
-                // turn_relayer.rs): refused here, so no one counts on a relay never used.
-                if matches!(scheme, "stuns" | "turns") || u.contains("transport=tcp") {
-                    return Err(invalid(
-                        "webrtc.ice_servers",
-                        format!(
-                            "{u:?}: campeer's WebRTC stack (webrtc-rs 0.21) reaches STUN and \
-                             TURN servers over UDP only; list their stun: or turn: UDP URL"
-                        ),
-                    ));
-                }
                 if scheme.starts_with("turn")
                     && (server.username.is_none() || server.credential.is_none())
                 {
@@ -714,6 +717,17 @@ impl Config {
                         format!("{u:?}: a TURN server needs username and credential"),
                     ));
                 }
+            }
+            if let Some(ca) = &server.ca_file
+                && !secure
+            {
+                return Err(invalid(
+                    "webrtc.ice_servers",
+                    format!(
+                        "ca_file {}: only for an entry with a turns: URL",
+                        ca.display()
+                    ),
+                ));
             }
         }
         if let Some([first, last]) = self.webrtc.udp_port_range
@@ -882,14 +896,48 @@ mod tests {
             )
             .contains("username")
         );
-        for unreachable in ["turns:x:5349", "turn:x:3478?transport=tcp", "stuns:x:5349"] {
-            let toml = format!(
-                "[webrtc]\nice_servers = [{{ urls = [\"{unreachable}\"], username = \"u\", \
-                 credential = \"c\" }}]\n"
-            );
-            assert!(err(&toml, &[]).contains("over UDP only"), "{unreachable}");
-        }
         assert!(err("[webrtc]\nudp_port_range = [5, 1]\n", &[]).contains("udp_port_range"));
+    }
+
+    /// One `webrtc.ice_servers` entry with `urls`, TURN credentials and `extra` keys.
+    fn ice_server(urls: &str, extra: &str) -> String {
+        format!(
+            "[webrtc]\nice_servers = [{{ urls = [{urls}], username = \"u\", credential = \"c\"{extra} }}]\n"
+        )
+    }
+
+    #[test]
+    fn turn_over_tcp_and_tls_is_taken_and_stun_over_them_is_not() {
+        for bridged in [
+            "\"turns:x:5349\"",
+            "\"turn:x:3478?transport=tcp\"",
+            "\"turns:x\"",
+        ] {
+            assert!(load_str(&ice_server(bridged, ""), &[]).is_ok(), "{bridged}");
+        }
+        let ca = ", ca_file = \"/etc/turn-ca.pem\"";
+        let c = load_str(&ice_server("\"turns:x\", \"turn:x\"", ca), &[]).unwrap();
+        assert_eq!(
+            c.webrtc.ice_servers[0].ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/turn-ca.pem"))
+        );
+        let e = err(&ice_server("\"turn:x?transport=tcp\"", ca), &[]);
+        assert!(e.contains("ca_file") && e.contains("turns:"), "{e}");
+        for udp_only in ["\"stuns:x:5349\"", "\"stun:x?transport=tcp\""] {
+            let e = err(&ice_server(udp_only, ""), &[]);
+            assert!(
+                e.contains("webrtc.ice_servers") && e.contains("UDP media socket"),
+                "{e}"
+            );
+        }
+        let e = err(&ice_server("\"turns:x?transport=udp\"", ""), &[]);
+        assert!(e.contains("DTLS"), "{e}");
+        let ipv6 = format!("{}bind = \"::\"\n", ice_server("\"turns:x\"", ""));
+        assert!(err(&ipv6, &[]).contains("IPv4 webrtc.bind"));
+    }
+
+    #[test]
+    fn a_signaling_ca_file_is_only_for_a_secure_relay() {
         let ca_for_http = "[signaling]\nurl = \"http://relay:3000\"\nca_file = \"/etc/ca.pem\"\n";
         assert!(err(ca_for_http, &[]).contains("signaling.ca_file"));
         let ca_for_https = "[signaling]\nurl = \"https://relay:3000\"\nca_file = \"/etc/ca.pem\"\n";

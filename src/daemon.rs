@@ -27,6 +27,7 @@ use crate::status::{
     MediaStatus, SignalingStatus, Snapshot, StatusRequests, StatusSource, summary_line,
 };
 use crate::systemd::Notifier;
+use crate::turn::TurnPlan;
 
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
@@ -59,9 +60,10 @@ async fn relay_trust(
         return Ok(None);
     };
     // A file: off the async workers.
-    let connector = tokio::task::spawn_blocking(move || trust::connector(&path))
-        .await
-        .context("loading signaling.ca_file")??;
+    let connector =
+        tokio::task::spawn_blocking(move || trust::connector("signaling.ca_file", &path))
+            .await
+            .context("loading signaling.ca_file")??;
     Ok(Some(connector))
 }
 
@@ -153,6 +155,13 @@ async fn serve_reporting(
             .context("starting the media pipeline")?
             .context("starting the media pipeline")?;
 
+    // TURN servers' CA files are read once; one that cannot be used stops campeer here.
+    let ice_servers = cfg.webrtc.ice_servers.clone();
+    let turn = Arc::new(
+        tokio::task::spawn_blocking(move || TurnPlan::load(&ice_servers))
+            .await
+            .context("loading webrtc.ice_servers")??,
+    );
     // The sessions' DTLS certificate, made before the first viewer calls.
     tokio::task::spawn_blocking(crate::session::certificate::warm);
     let mut room = signaller.start(cancel.child_token());
@@ -173,6 +182,7 @@ async fn serve_reporting(
             outbox: room.outbox.clone(),
             access,
             congestion: congestion.clone(),
+            turn,
         },
         &cancel,
     );

@@ -17,3 +17,4 @@ pub mod session;
 pub mod signaling;
 pub mod status;
 pub mod systemd;
+pub mod turn;

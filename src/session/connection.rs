@@ -210,20 +210,14 @@ fn multicast_dns_mode() -> MulticastDnsMode {
     }
 }
 
+/// A connection on `cfg`'s sockets using `ice_servers` (`webrtc.ice_servers` as the
+/// session opened them: see `crate::turn`).
 pub(super) async fn build_connection(
     cfg: &WebrtcConfig,
+    ice_servers: Vec<RTCIceServer>,
     congestion: &SessionCongestion,
     events: mpsc::UnboundedSender<PcEvent>,
 ) -> Result<impl PeerConnection, SessionError> {
-    let ice_servers: Vec<RTCIceServer> = cfg
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone().unwrap_or_default(),
-            credential: s.credential.clone().unwrap_or_default(),
-        })
-        .collect();
     let ports: Vec<u16> = match cfg.udp_port_range {
         Some([first, last]) => (first..=last).collect(),
         None => vec![0],

@@ -35,6 +35,7 @@ use crate::media::{MediaFeed, MediaKind};
 use crate::sdp;
 use crate::signaling::Outbox;
 use crate::signaling::protocol::{Candidate, SessionId};
+use crate::turn::TurnPlan;
 
 /// How often a session reads its link's RTT, loss and remote end from webrtc-rs.
 const LINK_REPORT_EVERY: Duration = Duration::from_secs(2);
@@ -76,6 +77,8 @@ pub struct SessionContext {
     pub access: Arc<Access>,
     /// Each viewer's bandwidth estimate, read to steer the encoder.
     pub congestion: Congestion,
+    /// `webrtc.ice_servers` as each session opens them, TURN over TCP/TLS bridged.
+    pub turn: Arc<TurnPlan>,
 }
 
 /// What the registry keeps per live session.
@@ -223,7 +226,9 @@ async fn run(
     }
     let (events_tx, events) = mpsc::unbounded_channel();
     let congestion = ctx.congestion.join(Arc::clone(&stats));
-    let pc = build_connection(&ctx.webrtc, &congestion, events_tx).await?;
+    // The bridges of TURN over TCP/TLS go with the connection, when `run` returns.
+    let (ice_servers, _bridges) = ctx.turn.open(ctx.webrtc.bind, &cancel).await;
+    let pc = build_connection(&ctx.webrtc, ice_servers, &congestion, events_tx).await?;
     let result = async {
         let tracks = add_tracks(&pc, &ctx).await?;
         let (answer, mut sending) = negotiate(&pc, id, offer, &tracks).await?;
