@@ -203,6 +203,15 @@ impl Host {
              meta l4proto udp drop\n }}\n}}"
         ));
     }
+
+    /// Lets no UDP out at all (TCP and loopback untouched): a network whose only way out
+    /// for media is TURN over TCP or TLS.
+    pub fn deny_udp_out(&self) {
+        self.firewall(
+            "table inet test {\n chain output { type filter hook output priority 0; \
+             oifname \"lo\" accept; meta l4proto udp drop\n }\n}",
+        );
+    }
 }
 
 /// `tc` words that hold what leaves `dev` to `rate` (tc syntax, e.g. `500kbit`) with a
