@@ -53,7 +53,7 @@ async fn a_relay_certificate_from_signaling_ca_file_is_trusted_and_a_viewer_play
     );
     relay.wait_for_join(1);
 
-    let tls = trust::connector(&cert).expect("the viewer trusts the same CA");
+    let tls = trust::connector("signaling.ca_file", &cert).expect("the viewer trusts the same CA");
     let link = RoomLink::relay_trusting(&relay.url(), json!(1), Some(tls)).await;
     let mut viewer = Viewer::call_over(link, Direction::RecvOnly, ViewerNet::default()).await;
     viewer.connected(CONNECT_DEADLINE).await;
