@@ -11,7 +11,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::vp8::{LayerRates, Vp8Encoder, Vp8Error, Vp8Settings};
 use super::vp8_rtp::{self, Descriptor};
@@ -136,6 +136,15 @@ impl VideoEncode {
                 layer_sync: vp8.layer_sync,
             };
             *picture_id = picture_id.wrapping_add(1) & 0x7fff;
+            // Per frame, to set what the encoder made against what it was asked for.
+            debug!(
+                bytes = data.len(),
+                key = vp8.keyframe,
+                tid = vp8.temporal_id,
+                total_kbps = rates.total_kbps,
+                base_kbps = rates.base_kbps,
+                "encoded"
+            );
             MediaStats::add(&stats.video_encoded, 1);
             MediaStats::add(&stats.video_bytes, data.len() as u64);
             if vp8.keyframe {
