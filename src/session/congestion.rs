@@ -21,10 +21,11 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info};
 use webrtc::peer_connection::MediaEngine;
 
 use super::late_arrivals::{self, LateArrivals};
+use super::queue_delay::QueueGuard;
 use super::rtx::RtxBound;
 use super::stats::SessionStats;
 use crate::config::Config;
@@ -194,54 +195,76 @@ const LOSSY_FOR: Duration = Duration::from_secs(30);
 /// Over how long the received rate is measured.
 const ACKED_WINDOW: Duration = Duration::from_secs(1);
 
-/// The rate a viewer acknowledges receiving (TWCC reports of packets that arrived).
-#[derive(Default)]
-struct AckedRate {
+/// The rate a viewer acknowledges receiving (TWCC reports of packets that arrived) over
+/// the last `window`.
+pub(super) struct AckedRate {
+    window: Duration,
     since: Option<Instant>,
     arrived: VecDeque<(Instant, usize)>,
     bytes: usize,
 }
 
 impl AckedRate {
+    pub(super) fn new(window: Duration) -> Self {
+        Self {
+            window,
+            since: None,
+            arrived: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
     /// Adds `reports` at `now`; returns the rate in kbps once a whole window is known.
-    fn add(&mut self, now: Instant, reports: &[PacketReport]) -> Option<u32> {
+    pub(super) fn add(&mut self, now: Instant, reports: &[PacketReport]) -> Option<u32> {
         let since = *self.since.get_or_insert(now);
         let bytes = reports.iter().filter(|r| r.arrived).map(|r| r.size).sum();
         self.arrived.push_back((now, bytes));
         self.bytes += bytes;
+        // A report as old as the window is out of it: with feedback every 100 ms, keeping
+        // it counted one feedback too many (four in a 300 ms window).
         while let Some(&(at, b)) = self.arrived.front()
-            && now.saturating_duration_since(at) > ACKED_WINDOW
+            && now.saturating_duration_since(at) >= self.window
         {
             self.arrived.pop_front();
             self.bytes -= b;
         }
-        (now.saturating_duration_since(since) >= ACKED_WINDOW)
-            .then(|| (self.bytes as f64 * 8.0 / ACKED_WINDOW.as_secs_f64() / 1000.0) as u32)
+        (now.saturating_duration_since(since) >= self.window)
+            .then(|| (self.bytes as f64 * 8.0 / self.window.as_secs_f64() / 1000.0) as u32)
     }
 }
 
 /// How far back [`Estimate::low_kbps`] looks: a few of GCC's climbs and falls.
 const LOW_WINDOW: Duration = Duration::from_secs(10);
 
-/// The minimum of the values of the last [`LOW_WINDOW`] (a monotonic queue: each value
-/// leaves once a later one is no larger, or once it is too old).
-#[derive(Default)]
-struct LowWindow(VecDeque<(Instant, u32)>);
+/// The minimum of the values of the last `window` (a monotonic queue: each value leaves
+/// once a later one is no larger, or once it is too old).
+pub(super) struct LowWindow<T> {
+    window: Duration,
+    values: VecDeque<(Instant, T)>,
+}
 
-impl LowWindow {
-    fn push(&mut self, now: Instant, kbps: u32) -> u32 {
-        while self.0.back().is_some_and(|&(_, v)| v >= kbps) {
-            self.0.pop_back();
+impl<T: PartialOrd + Copy> LowWindow<T> {
+    pub(super) fn new(window: Duration) -> Self {
+        Self {
+            window,
+            values: VecDeque::new(),
         }
-        self.0.push_back((now, kbps));
+    }
+
+    /// Adds `value` at `now`; returns the minimum of the window.
+    pub(super) fn push(&mut self, now: Instant, value: T) -> T {
+        while self.values.back().is_some_and(|&(_, v)| v >= value) {
+            self.values.pop_back();
+        }
+        self.values.push_back((now, value));
         while self
-            .0
+            .values
             .front()
-            .is_some_and(|&(at, _)| now.saturating_duration_since(at) > LOW_WINDOW)
+            .is_some_and(|&(at, _)| now.saturating_duration_since(at) > self.window)
         {
-            self.0.pop_front();
+            self.values.pop_front();
         }
-        self.0.front().map_or(kbps, |&(_, v)| v)
+        self.values.front().map_or(value, |&(_, v)| v)
     }
 }
 
@@ -382,9 +405,11 @@ struct Publishing {
     acked: AckedRate,
     /// When GCC last saw [`LOSSY`] loss.
     lossy_at: Option<Instant>,
+    /// Holds the estimate under the link while a queue builds, which GCC does not.
+    queue: QueueGuard,
     /// Never published below this: GCC's own floor.
     floor_kbps: u32,
-    low: LowWindow,
+    low: LowWindow<u32>,
     out: Arc<Estimate>,
     stats: Option<Arc<SessionStats>>,
 }
@@ -392,8 +417,11 @@ struct Publishing {
 impl Publishing {
     /// Publishes GCC's target, on a lossy path held to [`ACKED_HEADROOM`] times what the
     /// viewer received.
-    fn publish(&mut self, now: Instant, acked_kbps: Option<u32>) {
+    fn publish(&mut self, now: Instant, acked_kbps: Option<u32>, held_kbps: Option<u32>) {
         let mut kbps = (self.gcc.target_bitrate() / 1000.0) as u32;
+        if let Some(held) = held_kbps {
+            kbps = kbps.min(held.max(self.floor_kbps));
+        }
         if self.gcc.stats().packet_loss.is_some_and(|l| l > LOSSY) {
             self.lossy_at = Some(now);
         }
@@ -404,6 +432,17 @@ impl Publishing {
             let proven = (f64::from(acked) * ACKED_HEADROOM) as u32;
             kbps = kbps.min(proven.max(self.floor_kbps));
         }
+        let gcc = self.gcc.stats();
+        // Each feedback's figures, to tell which half steered and what held it.
+        debug!(
+            kbps,
+            delay_kbps = gcc.delay_based_bitrate.unwrap_or(0.0) as u32 / 1000,
+            loss_kbps = gcc.loss_based_bitrate.unwrap_or(0.0) as u32 / 1000,
+            loss = gcc.packet_loss.unwrap_or(0.0),
+            ?acked_kbps,
+            ?held_kbps,
+            "estimate published"
+        );
         self.out.set(kbps, self.low.push(now, kbps));
         if let Some(stats) = &self.stats {
             stats.set_bitrate_estimate_kbps(Some(kbps));
@@ -421,7 +460,8 @@ impl BandwidthEstimator for Publishing {
         let heard = self.late.sort(now, counted);
         self.gcc.on_reports(now, &heard);
         let acked = self.acked.add(now, &heard);
-        self.publish(now, acked);
+        let held = self.queue.on_reports(now, reports);
+        self.publish(now, acked, held);
     }
 
     /// What the library's pacer releases: the estimate, with [`PACING_FACTOR`] headroom.
@@ -470,10 +510,11 @@ pub(super) fn congestion_control(
         gcc,
         resends: Resends::default(),
         late,
-        acked: AckedRate::default(),
+        acked: AckedRate::new(ACKED_WINDOW),
         lossy_at: None,
+        queue: QueueGuard::new(),
         floor_kbps: bounds.estimate_for(bounds.min_kbps),
-        low: LowWindow::default(),
+        low: LowWindow::new(LOW_WINDOW),
         out: Arc::clone(estimate),
         stats: Some(Arc::clone(stats)),
     };
@@ -552,7 +593,7 @@ pub async fn steer(congestion: Congestion, target: VideoBitrate, cancel: Cancell
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn bounds() -> Bounds {
@@ -665,7 +706,9 @@ mod tests {
         assert_eq!(estimates.kbps(), vec![700]);
     }
 
-    fn report(seq: u16, arrived: bool) -> PacketReport {
+    /// A 1200-byte packet's report, sent now and (if it arrived) 5 ms after the receiver's
+    /// clock started.
+    pub(in crate::session) fn report(seq: u16, arrived: bool) -> PacketReport {
         PacketReport {
             ssrc: 7,
             id: u64::from(seq),
@@ -710,10 +753,11 @@ mod tests {
             gcc: Gcc::new(start_bps, 30_000.0, 3_000_000.0),
             resends: Resends::default(),
             late: LateArrivals::new().1,
-            acked: AckedRate::default(),
+            acked: AckedRate::new(ACKED_WINDOW),
             lossy_at: None,
+            queue: QueueGuard::new(),
             floor_kbps,
-            low: LowWindow::default(),
+            low: LowWindow::new(LOW_WINDOW),
             out: Arc::clone(&out),
             stats: None,
         };
@@ -743,7 +787,7 @@ mod tests {
 
     #[test]
     fn the_low_is_the_minimum_of_the_window() {
-        let mut w = LowWindow::default();
+        let mut w = LowWindow::new(LOW_WINDOW);
         let t = Instant::now();
         let s = Duration::from_secs;
         assert_eq!(w.push(t, 500), 500);

@@ -27,6 +27,7 @@ pub mod layers;
 mod link_report;
 pub mod machine;
 pub mod peer;
+mod queue_delay;
 pub mod read_tap;
 pub mod registry;
 mod resend_gate;
