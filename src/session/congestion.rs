@@ -97,9 +97,20 @@ impl Bounds {
         self.estimate_for(self.start_kbps)
     }
 
-    /// The estimate that carries `video_kbps` of video.
+    /// Where a newcomer's estimate starts while the encoder's total is `total_kbps`: where
+    /// its video share carries that total, so it is sent every layer from its first frame
+    /// (the others' estimates vouch for the camera's uplink; a weak link's losses bring it
+    /// down within a second, and the layer selector follows after its grace). Never below
+    /// [`start_estimate_kbps`](Self::start_estimate_kbps): beside weaker viewers a
+    /// newcomer starts as the first viewer does.
+    pub fn newcomer_estimate_kbps(&self, total_kbps: u32) -> u32 {
+        self.estimate_for(total_kbps.max(self.start_kbps))
+    }
+
+    /// The estimate that carries `video_kbps` of video (rounded up, so that its
+    /// [`video_share_kbps`](Self::video_share_kbps) is not a kbps short of it).
     fn estimate_for(&self, video_kbps: u32) -> u32 {
-        (f64::from(video_kbps) / VIDEO_PAYLOAD_SHARE) as u32 + self.audio_kbps
+        (f64::from(video_kbps) / VIDEO_PAYLOAD_SHARE).ceil() as u32 + self.audio_kbps
     }
 }
 
@@ -319,20 +330,25 @@ impl Congestion {
         }
     }
 
-    /// A new viewer's share: its estimate, counted until the session drops it, and shown
-    /// in its `stats` once feedback has said something.
+    /// A new viewer's share: its estimate, starting where it carries what the encoder
+    /// sends the others ([`Bounds::newcomer_estimate_kbps`]), counted until the session
+    /// drops it, and shown in its `stats` once feedback has said something.
     pub(super) fn join(&self, stats: Arc<SessionStats>) -> SessionCongestion {
+        let total = layer_rates(&self.estimates.readings(), &self.bounds).total_kbps;
+        let start_kbps = self.bounds.newcomer_estimate_kbps(total);
         SessionCongestion {
             bounds: self.bounds,
-            estimate: self.estimates.join(self.bounds.start_estimate_kbps()),
+            start_kbps,
+            estimate: self.estimates.join(start_kbps),
             stats,
         }
     }
 }
 
-/// One session's congestion control: its estimate and the bounds.
+/// One session's congestion control: its estimate, where it starts, and the bounds.
 pub(super) struct SessionCongestion {
     pub(super) bounds: Bounds,
+    pub(super) start_kbps: u32,
     pub(super) estimate: Arc<Estimate>,
     pub(super) stats: Arc<SessionStats>,
 }
@@ -493,13 +509,13 @@ pub(super) fn congestion_control(
 ) -> Result<Registry, webrtc::error::Error> {
     let SessionCongestion {
         bounds,
+        start_kbps: start,
         estimate,
         stats,
     } = session;
     let bps = |kbps: u32| f64::from(kbps) * 1000.0;
-    let start = bounds.start_estimate_kbps();
     let gcc = Gcc::new(
-        bps(start),
+        bps(*start),
         // Never below what the encoder's minimum and audio need: the pacer follows the
         // estimate, and one paced under what is sent only queues it, audio too.
         bps(bounds.estimate_for(bounds.min_kbps)),
@@ -532,7 +548,7 @@ pub(super) fn congestion_control(
         .with(
             Slot::Pacer,
             PacerBuilder::new()
-                .with_target_bitrate(bps(start) * PACING_FACTOR)
+                .with_target_bitrate(bps(*start) * PACING_FACTOR)
                 .with_queue_limit(PACER_QUEUE_LIMIT)
                 .build(),
         ))
@@ -693,6 +709,40 @@ pub(super) mod tests {
         let b = bounds();
         let start = b.start_estimate_kbps();
         assert!(b.video_share_kbps(start).abs_diff(b.start_kbps) <= 1);
+    }
+
+    #[test]
+    fn a_newcomer_starts_where_it_carries_what_the_others_are_sent() {
+        let b = bounds();
+        let others = [estimate(2000), estimate(400)];
+        let total = layer_rates(&others, &b).total_kbps;
+        let start = b.newcomer_estimate_kbps(total);
+        assert_eq!(
+            b.video_share_kbps(start),
+            total,
+            "every layer from the start"
+        );
+        let with_newcomer = [
+            others[0],
+            others[1],
+            Reading {
+                kbps: start,
+                low_kbps: start,
+            },
+        ];
+        assert_eq!(
+            layer_rates(&with_newcomer, &b),
+            layer_rates(&others, &b),
+            "and the encoder's rates stay where the others put them"
+        );
+    }
+
+    #[test]
+    fn a_newcomer_beside_weaker_viewers_starts_at_the_start_rate() {
+        let b = bounds();
+        assert_eq!(b.newcomer_estimate_kbps(300), b.start_estimate_kbps());
+        let alone = layer_rates(&[], &b).total_kbps;
+        assert_eq!(b.newcomer_estimate_kbps(alone), b.start_estimate_kbps());
     }
 
     #[test]
