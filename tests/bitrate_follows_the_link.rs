@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::netns::{self, Lan};
 use common::playback::{assert_in_order, counters_until, watch};
 use common::viewer::{Direction, Viewer};
-use common::{Campeer, Lines, Relay, video_target_kbps};
+use common::{Campeer, Lines, Relay, layers_forwarded, video_target_kbps};
 
 /// Only against a hang: how long the target may take to leave a band is asserted below.
 const PLAYS: Duration = Duration::from_secs(20);
@@ -27,6 +27,8 @@ const DOWN_WITHIN: Duration = Duration::from_secs(5);
 const UP_WITHIN: Duration = Duration::from_secs(15);
 /// Back up means at least twice the thin link's rate.
 const UP_KBPS: u32 = 2 * THIN_KBPS;
+/// The encoder has followed the fat viewer this far when the thin one joins.
+const FAT_RAMPED_KBPS: u32 = 1500;
 /// The viewer on the thin link gets every other frame (the base layer); a base frame
 /// lost for good costs it the wait for a keyframe (about a second).
 const THIN_MAX_STEP: u32 = 45;
@@ -132,22 +134,6 @@ fn thin_lossy_link_plays_whole_frames_at_full_rate() {
     });
 }
 
-/// The layers a session said it forwards, in order (its `layers forwarded` log lines).
-fn layers_forwarded(log: &Lines, ufrag: &str) -> Vec<u32> {
-    let session = format!("ufrag={ufrag}");
-    log.all()
-        .iter()
-        .filter(|l| l.contains(&session) && l.contains("layers forwarded"))
-        .filter_map(|l| {
-            let (_, rest) = l.split_once(" layers=")?;
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
 #[test]
 fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
     const SPAN: Duration = Duration::from_secs(6);
@@ -160,15 +146,24 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
     let relay = Relay::start_in(fat);
     let campeer = campeer_in(&lan, &relay, "test-noisy");
     let url = relay.url();
-    // The fat viewer stays until the thin one has watched: two viewers throughout.
+    // The thin viewer joins once the encoder follows the fat one (its estimate starts
+    // where it carries that, issue 15), and the fat viewer stays until the thin one has
+    // watched: two viewers throughout.
+    let (fat_ramped, ramped) = tokio::sync::oneshot::channel::<()>();
     let (thin_done, thin_watched) = tokio::sync::oneshot::channel::<()>();
     std::thread::scope(|s| {
         let thin_viewer = s.spawn(|| {
             thin.block_on(async {
+                drop(ramped.await);
                 let mut v = Viewer::connect_on(&url, Direction::RecvOnly, thin.viewer_net()).await;
-                // While the estimates settle and the encoder's layers follow them.
+                // While its estimate comes down and the encoder's layers follow it.
                 let settling = watch(&mut v, 2 * SPAN, Duration::from_secs(1)).await;
                 eprintln!("the thin viewer, settling: {settling:?}");
+                for line in campeer.log.all().iter().filter(|l| {
+                    l.contains(&format!("ufrag={}", v.ufrag)) && l.contains("layers forwarded")
+                }) {
+                    eprintln!("{line}");
+                }
                 let counters = counters_until(&mut v, tokio::time::sleep(SPAN)).await;
                 thin_done.send(()).ok();
                 let ufrag = v.ufrag.clone();
@@ -179,11 +174,11 @@ fn a_viewer_on_a_thin_link_leaves_the_other_its_rate() {
         fat.block_on(async {
             let mut v = Viewer::connect_on(&url, Direction::RecvOnly, fat.viewer_net()).await;
             v.plays(10, PLAYS).await;
-            // Both called: from here on the target is the fat viewer's.
             let from = campeer.log.len();
             let kbps = target_after(&campeer.log, from, PLAYS, "the fat viewer's target", |k| {
-                k >= UP_KBPS
+                k >= FAT_RAMPED_KBPS
             });
+            fat_ramped.send(()).ok();
             let p = watch(&mut v, SPAN, Duration::from_secs(1)).await;
             let fps = p.intact as f64 / SPAN.as_secs_f64();
             eprintln!("the fat viewer at {kbps} kbps: {p:?}, {fps:.1} fps of whole frames");

@@ -1,14 +1,16 @@
 //! `GET /status` and `GET /metrics` on the embedded server: a viewer that plays shows up
 //! as one session with packets sent and a capture → send delay, the metrics parse as
-//! Prometheus text, and neither answers without the access token.
+//! Prometheus text, and neither answers without the access token. A viewer joining
+//! beside one already watching is shown forwarding every layer from the start.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use common::playback::counters_until;
 use common::viewer::{Direction, Viewer};
-use common::{Campeer, TEST_TOKEN};
+use common::{Campeer, TEST_TOKEN, layers_forwarded, video_target_kbps};
 use serde_json::{Value, json};
 
 struct Reply {
@@ -149,6 +151,79 @@ async fn status_and_metrics_report_a_playing_viewer_to_token_holders_only() {
     );
 
     viewer.hang_up().await;
+    assert!(campeer.terminate().success());
+}
+
+/// campeer's `video.bitrate_kbps`: where the first viewer's estimate starts (and, before
+/// issue 15's fix, every newcomer's).
+const START_KBPS: u32 = 600;
+/// The encoder has followed the first viewer to half again the start rate: a newcomer
+/// carrying only the start rate would be sent the base layer alone.
+const RAMPED_KBPS: u32 = START_KBPS * 3 / 2;
+/// Only against a hang: on loopback the first viewer's estimate climbs there in seconds.
+const RAMP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A viewer that joins beside one the encoder has followed up (issue 15) is sent every
+/// layer from its first frame: its session's first choice is both layers, `/status` says
+/// so at its first reading, and its first second of frames has upper-layer frames
+/// (consecutive counters between the base layer's every other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_beside_a_ramped_up_viewer_is_sent_every_layer_from_its_start() {
+    let start = START_KBPS.to_string();
+    let (mut campeer, url) =
+        Campeer::start_embedded(&[("CAMPEER__VIDEO__BITRATE_KBPS", start.as_str())]);
+    let mut first = Viewer::call(&url, json!(1), Direction::RecvOnly).await;
+    first.connected(Duration::from_secs(15)).await;
+    let log = campeer.log.clone();
+    let ramped = tokio::task::spawn_blocking(move || {
+        log.wait_for_line(0, RAMP_DEADLINE, "the encoder's target up", |l| {
+            video_target_kbps(l).filter(|&k| k >= RAMPED_KBPS)
+        })
+    });
+    // The first viewer keeps watching while its estimate climbs.
+    let mut target = None;
+    counters_until(&mut first, async {
+        target = Some(ramped.await.expect("the log watcher"));
+    })
+    .await;
+    eprintln!("the encoder at {target:?} kbps for the first viewer");
+
+    let mut newcomer = Viewer::call(&url, json!(1), Direction::RecvOnly).await;
+    newcomer.connected(Duration::from_secs(15)).await;
+    let mut counters = vec![newcomer.next_counter(Duration::from_secs(5)).await];
+    let status: Value =
+        serde_json::from_str(&get(&url, "/status", Some(&bearer())).body).expect("JSON");
+    counters
+        .extend(counters_until(&mut newcomer, tokio::time::sleep(Duration::from_secs(1))).await);
+
+    let sessions = status["sessions"].as_array().expect("a session list");
+    let mine = sessions
+        .iter()
+        .find(|s| s["id"] == json!(newcomer.ufrag))
+        .unwrap_or_else(|| panic!("the newcomer's session: {status:#}"));
+    assert_eq!(
+        mine["layers_forwarded"],
+        json!(2),
+        "both layers at the first reading: {mine:#}"
+    );
+    let layers = layers_forwarded(&campeer.log, &newcomer.ufrag);
+    assert_eq!(
+        layers.first(),
+        Some(&2),
+        "its session's first choice: {layers:?}"
+    );
+    let upper = counters.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    eprintln!(
+        "the newcomer's first second: {} frames, {upper} right after the one before",
+        counters.len()
+    );
+    assert!(
+        upper > 0,
+        "no upper-layer frame in its first second: {counters:?}"
+    );
+
+    newcomer.hang_up().await;
+    first.hang_up().await;
     assert!(campeer.terminate().success());
 }
 

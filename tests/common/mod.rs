@@ -359,6 +359,22 @@ pub fn video_target_kbps(line: &str) -> Option<u32> {
         .ok()
 }
 
+/// The layers a session said it forwards, in order (its `layers forwarded` log lines).
+pub fn layers_forwarded(log: &Lines, ufrag: &str) -> Vec<u32> {
+    let session = format!("ufrag={ufrag}");
+    log.all()
+        .iter()
+        .filter(|l| l.contains(&session) && l.contains("layers forwarded"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" layers=")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// The npm relay, and campeer (`env` as for [`Campeer::start`]) joined to its room 1 there.
 pub fn campeer_in_relay_room(env: &[(&str, &str)]) -> (Relay, Campeer) {
     let relay = Relay::start();
