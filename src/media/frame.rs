@@ -146,6 +146,10 @@ pub struct VideoLayer {
     pub sync: bool,
     /// What the encoder's layers were given for this frame.
     pub rates: LayerRates,
+    /// The VP8 picture id and TL0PICIDX the encoder stamped it with: what a session that
+    /// has left no frame out sends unchanged.
+    pub picture_id: u16,
+    pub tl0_pic_idx: u8,
 }
 
 /// A session's handle on one encoded stream: subscribe to frames, ask for a keyframe.

@@ -1,8 +1,11 @@
 //! Which of the shared encode's temporal layers one viewer's link can carry (pure; time
 //! passed in). The encoder runs at the strongest viewer's rate; a session forwards all
 //! of it, the base layer (every other frame) alone, or only keyframes, as its own
-//! estimate allows, and restamps the VP8 picture id and TL0PICIDX so that its viewer
-//! sees no gap where frames were left out (sequence numbers are per session already).
+//! estimate allows. Its viewer's VP8 picture ids and TL0PICIDX start at the encoder's
+//! own, so that while it is sent every frame the packets go as encoded (one copy of each
+//! shared by every such viewer); once a frame has been left out, the session restamps
+//! the frames it sends so that its viewer sees no gap (sequence numbers are per session
+//! already).
 //!
 //! Dropping never corrupts a picture: a TL1 frame is referred to by nothing, so it goes
 //! whole or not at all, and is taken up again only at a layer sync; once a base-layer
@@ -79,14 +82,18 @@ impl Forwarded {
     }
 }
 
+/// The VP8 picture numbering of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PictureIds {
+    pub picture_id: u16,
+    pub tl0_pic_idx: u8,
+}
+
 /// What to do with one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send it, its descriptor restamped with these.
-    Forward {
-        picture_id: u16,
-        tl0_pic_idx: u8,
-    },
+    /// Send it: as encoded (`None`), or its descriptor restamped with these.
+    Forward(Option<PictureIds>),
     Drop,
     /// Drop it; the viewer needs a keyframe before anything else can follow.
     DropAndAskKeyframe,
@@ -107,15 +114,13 @@ pub struct LayerSelector {
     base_whole: bool,
     /// TL1 is being forwarded (it resumes only at a layer sync).
     upper_on: bool,
-    /// The next picture id and the last TL0PICIDX this viewer was sent.
-    picture_id: u16,
-    tl0_pic_idx: u8,
+    /// The next picture id and the last TL0PICIDX this viewer was sent; `None` before
+    /// the first frame forwarded, whose numbering is the encoder's.
+    next: Option<PictureIds>,
 }
 
-impl LayerSelector {
-    /// A selector numbering its pictures from `picture_id` and `tl0_pic_idx` (random per
-    /// session, as its sequence numbers are).
-    pub fn new(picture_id: u16, tl0_pic_idx: u8) -> Self {
+impl Default for LayerSelector {
+    fn default() -> Self {
         Self {
             carried: None,
             enough_since: None,
@@ -124,11 +129,12 @@ impl LayerSelector {
             added_at: None,
             base_whole: false,
             upper_on: false,
-            picture_id: picture_id & 0x7fff,
-            tl0_pic_idx,
+            next: None,
         }
     }
+}
 
+impl LayerSelector {
     /// What is being forwarded; `None` before the first frame.
     pub fn forwarded(&self) -> Option<Forwarded> {
         self.carried
@@ -165,15 +171,26 @@ impl LayerSelector {
         if !send {
             return Verdict::Drop;
         }
-        if keyframe || layer.temporal_id == 0 {
-            self.tl0_pic_idx = self.tl0_pic_idx.wrapping_add(1);
+        Verdict::Forward(self.number(keyframe || layer.temporal_id == 0, layer))
+    }
+
+    /// This viewer's numbering of a frame it is sent, `None` while that is the
+    /// encoder's: it starts there, and leaves it at the first frame left out.
+    fn number(&mut self, base: bool, layer: &VideoLayer) -> Option<PictureIds> {
+        let encoded = PictureIds {
+            picture_id: layer.picture_id & 0x7fff,
+            tl0_pic_idx: layer.tl0_pic_idx,
+        };
+        let next = self.next.get_or_insert(PictureIds {
+            tl0_pic_idx: encoded.tl0_pic_idx.wrapping_sub(u8::from(base)),
+            ..encoded
+        });
+        if base {
+            next.tl0_pic_idx = next.tl0_pic_idx.wrapping_add(1);
         }
-        let picture_id = self.picture_id;
-        self.picture_id = picture_id.wrapping_add(1) & 0x7fff;
-        Verdict::Forward {
-            picture_id,
-            tl0_pic_idx: self.tl0_pic_idx,
-        }
+        let ids = *next;
+        next.picture_id = ids.picture_id.wrapping_add(1) & 0x7fff;
+        (ids != encoded).then_some(ids)
     }
 
     /// Brings [`carried`](Self::carried) up to date: down when the share has not kept
@@ -234,10 +251,17 @@ mod tests {
     };
 
     fn layer(temporal_id: u8) -> VideoLayer {
+        numbered(temporal_id, 0, 0)
+    }
+
+    /// A frame the encoder numbered `picture_id` and `tl0_pic_idx`.
+    fn numbered(temporal_id: u8, picture_id: u16, tl0_pic_idx: u8) -> VideoLayer {
         VideoLayer {
             temporal_id,
             sync: temporal_id > 0,
             rates: RATES,
+            picture_id,
+            tl0_pic_idx,
         }
     }
 
@@ -256,7 +280,7 @@ mod tests {
             let key = first_keyframe && n == 0;
             let tid = if key { 0 } else { (n % 2) as u8 };
             let v = s.frame(t, share_kbps, key, &layer(tid));
-            sent.push(matches!(v, Verdict::Forward { .. }).then_some(tid));
+            sent.push(matches!(v, Verdict::Forward(_)).then_some(tid));
             t += Duration::from_millis(33);
         }
         (sent, t)
@@ -268,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_viewer_with_room_gets_every_frame() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let (sent, _) = run(&mut s, Instant::now(), 2000, 30, true);
         assert_eq!(count(&sent), 30);
         assert_eq!(s.forwarded(), Some(Forwarded::All));
@@ -276,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_viewer_with_room_for_the_base_layer_gets_every_other_frame() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let (sent, _) = run(&mut s, Instant::now(), 400, 30, true);
         assert_eq!(count(&sent), 15);
         assert!(sent.iter().flatten().all(|&tid| tid == 0), "{sent:?}");
@@ -285,40 +309,71 @@ mod tests {
 
     #[test]
     fn a_viewer_below_the_base_layer_gets_keyframes_only() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let (sent, t) = run(&mut s, Instant::now(), 100, 30, true);
         assert_eq!(sent.iter().flatten().count(), 1, "the keyframe: {sent:?}");
         assert_eq!(s.forwarded(), Some(Forwarded::Keyframes));
         assert_eq!(
-            s.frame(t, 100, true, &layer(0)),
-            Verdict::Forward {
+            s.frame(t, 100, true, &numbered(0, 30, 15)),
+            Verdict::Forward(Some(PictureIds {
                 picture_id: 1,
-                tl0_pic_idx: 2
-            },
+                tl0_pic_idx: 1
+            })),
             "the next keyframe goes, numbered right after the last"
         );
     }
 
-    #[test]
-    fn the_viewer_sees_consecutive_picture_ids_and_tl0_indices() {
-        let mut s = LayerSelector::new(0x7ffe, 255);
+    /// The encoder's numbering of the two-layer pattern from a keyframe at
+    /// `(0x7ffe, 255)`, across both wraps: `(temporal id, picture id, TL0PICIDX)`.
+    const ENCODED: [(u8, u16, u8); 5] = [
+        (0, 0x7ffe, 255),
+        (1, 0x7fff, 255),
+        (0, 0, 0),
+        (1, 1, 0),
+        (0, 2, 1),
+    ];
+
+    /// What `s` makes of [`ENCODED`] at `share_kbps`: each frame forwarded, with the
+    /// numbering it is restamped with.
+    fn numbering(s: &mut LayerSelector, share_kbps: u32) -> Vec<Option<PictureIds>> {
         let t = Instant::now();
-        let mut got = Vec::new();
-        for (n, tid) in [0u8, 1, 0, 1, 0].into_iter().enumerate() {
-            if let Verdict::Forward {
+        ENCODED
+            .iter()
+            .enumerate()
+            .filter_map(|(n, &(tid, id, tl0))| {
+                match s.frame(t, share_kbps, n == 0, &numbered(tid, id, tl0)) {
+                    Verdict::Forward(ids) => Some(ids),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_viewer_sent_every_frame_gets_them_as_encoded() {
+        let mut s = LayerSelector::default();
+        assert_eq!(numbering(&mut s, 2000), vec![None; ENCODED.len()]);
+    }
+
+    #[test]
+    fn once_a_frame_is_left_out_the_viewer_sees_consecutive_ids_restamped() {
+        let mut s = LayerSelector::default();
+        let ids = |picture_id, tl0_pic_idx| {
+            Some(PictureIds {
                 picture_id,
                 tl0_pic_idx,
-            } = s.frame(t, 400, n == 0, &layer(tid))
-            {
-                got.push((picture_id, tl0_pic_idx));
-            }
-        }
-        assert_eq!(got, vec![(0x7ffe, 0), (0x7fff, 1), (0, 2)]);
+            })
+        };
+        assert_eq!(
+            numbering(&mut s, 400),
+            vec![None, ids(0x7fff, 0), ids(0, 1)],
+            "the keyframe as encoded; after the first TL1 frame left out, one on"
+        );
     }
 
     #[test]
     fn a_dropped_base_frame_waits_for_a_keyframe_and_asks_for_one() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let t = Instant::now();
         run(&mut s, t, 400, 4, true);
         // The link falls under the base layer: once that has lasted the grace, the next
@@ -343,17 +398,17 @@ mod tests {
         );
         assert!(matches!(
             s.frame(t, 400, true, &layer(0)),
-            Verdict::Forward { .. }
+            Verdict::Forward(_)
         ));
         assert!(matches!(
             s.frame(t, 400, false, &layer(0)),
-            Verdict::Forward { .. }
+            Verdict::Forward(_)
         ));
     }
 
     #[test]
     fn a_dip_shorter_than_the_grace_costs_no_layer() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let (_, t) = run(&mut s, Instant::now(), 2000, 10, true);
         let (sent, t) = run(&mut s, t, 800, 10, false);
         let (more, _) = run(&mut s, t, 2000, 10, false);
@@ -363,7 +418,7 @@ mod tests {
 
     #[test]
     fn layers_drop_after_the_grace_and_come_back_only_after_the_hold() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let (_, t) = run(&mut s, Instant::now(), 2000, 10, true);
         let (sent, t) = run(&mut s, t, 500, 20, false);
         assert_eq!(s.forwarded(), Some(Forwarded::Base));
@@ -383,7 +438,7 @@ mod tests {
 
     #[test]
     fn a_layer_that_fails_again_soon_is_retried_later_each_time() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let (_, mut t) = run(&mut s, Instant::now(), 400, 2, true);
         let mut holds = Vec::new();
         for _ in 0..3 {
@@ -403,7 +458,7 @@ mod tests {
 
     #[test]
     fn tl1_resumes_only_at_a_layer_sync() {
-        let mut s = LayerSelector::new(0, 0);
+        let mut s = LayerSelector::default();
         let t = Instant::now();
         s.frame(t, 2000, true, &layer(0));
         s.frame(t, 500, false, &layer(1));
@@ -422,7 +477,7 @@ mod tests {
         assert_eq!(s.forwarded(), Some(Forwarded::All));
         assert!(matches!(
             s.frame(after, 2000, false, &layer(1)),
-            Verdict::Forward { .. }
+            Verdict::Forward(_)
         ));
     }
 

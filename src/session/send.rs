@@ -18,7 +18,7 @@ use super::congestion::{PACER_QUEUE_LIMIT, VideoShare};
 use super::header_ext::HeaderExtIds;
 use super::keyframe::{self, Keyframes, Why};
 use super::keyframe_drain::KeyframeDrain;
-use super::layers::{Forwarded, LayerSelector, Verdict};
+use super::layers::{Forwarded, LayerSelector, PictureIds, Verdict};
 use super::stats::SessionStats;
 use crate::media::video::vp8_rtp;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
@@ -82,7 +82,7 @@ impl MediaTasks {
             let video = s.feed.kind() == MediaKind::Video;
             let keyframes = video.then(|| keyframes.clone());
             let layers = video.then(|| Layers {
-                selector: LayerSelector::new(rand::random(), rand::random()),
+                selector: LayerSelector::default(),
                 share: video_share.clone(),
                 logged: None,
                 drain: KeyframeDrain::default(),
@@ -239,13 +239,8 @@ impl Counted {
             k.request(Why::Repair);
         }
         match verdict {
-            Verdict::Forward {
-                picture_id,
-                tl0_pic_idx,
-            } => Some(Stamp::Vp8 {
-                picture_id,
-                tl0_pic_idx,
-            }),
+            Verdict::Forward(None) => Some(Stamp::Unchanged),
+            Verdict::Forward(Some(ids)) => Some(Stamp::Vp8(ids)),
             Verdict::Drop => None,
             Verdict::DropAndAskKeyframe => {
                 if let Some(k) = keyframes {
@@ -260,10 +255,11 @@ impl Counted {
 /// The session's own numbering of a frame's payloads.
 #[derive(Debug, Clone, Copy)]
 enum Stamp {
-    /// As encoded (audio).
+    /// As encoded: audio, and video while the session has left no frame out (the shared
+    /// payloads go, uncopied).
     Unchanged,
-    /// VP8 restamped with the session's picture id and TL0PICIDX.
-    Vp8 { picture_id: u16, tl0_pic_idx: u8 },
+    /// VP8 restamped with the session's picture id and TL0PICIDX (a copy).
+    Vp8(PictureIds),
 }
 
 /// Copies the shared frames into this session's track. Video (which has `keyframes`)
@@ -365,10 +361,7 @@ impl RtpWriter {
         for (i, payload) in frame.payloads.iter().enumerate() {
             let payload = match stamp {
                 Stamp::Unchanged => payload.clone(),
-                Stamp::Vp8 {
-                    picture_id,
-                    tl0_pic_idx,
-                } => vp8_rtp::restamp(payload, picture_id, tl0_pic_idx)
+                Stamp::Vp8(ids) => vp8_rtp::restamp(payload, ids.picture_id, ids.tl0_pic_idx)
                     .unwrap_or_else(|| payload.clone()),
             };
             let mut packet = rtc::rtp::Packet {

@@ -160,6 +160,8 @@ impl VideoEncode {
                     temporal_id: vp8.temporal_id,
                     sync: vp8.layer_sync,
                     rates,
+                    picture_id: descriptor.picture_id,
+                    tl0_pic_idx: descriptor.tl0_pic_idx,
                 }),
             });
         });
