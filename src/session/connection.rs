@@ -35,7 +35,7 @@ use super::header_ext;
 use super::keyframe::{self, KeyframeRequests};
 use super::peer::{SessionContext, SessionError, webrtc_err};
 use super::read_tap::ReadTap;
-use super::resend_gate::{self, ResendGate};
+use super::resend_gate::{self, GiveUps, ResendGate};
 use super::rtx;
 use crate::config::WebrtcConfig;
 use crate::media::{MediaFeed, MediaKind};
@@ -75,10 +75,11 @@ impl PeerConnectionEventHandler for Events {
 
 /// The codecs and latency header extensions campeer sends (RTX for VP8, taken where the
 /// offer has it), and the interceptors: the defaults (NACK, reports), the gate on how
-/// often a packet is resent, congestion control publishing to the session's estimate,
-/// and the one that surfaces keyframe requests.
+/// often a packet is resent (raising `give_ups`), congestion control publishing to the
+/// session's estimate, and the one that surfaces keyframe requests.
 fn engine_and_interceptors(
     congestion: &SessionCongestion,
+    give_ups: &GiveUps,
 ) -> Result<(MediaEngine, Registry), SessionError> {
     let mut engine = MediaEngine::default();
     let feedback = |typ: &str, parameter: &str| RTCPFeedback {
@@ -115,7 +116,7 @@ fn engine_and_interceptors(
         .with(Slot::from(keyframe::SLOT), ReadTap::new(KeyframeRequests))
         .with(
             Slot::from(resend_gate::SLOT),
-            ReadTap::new(ResendGate::default()),
+            ReadTap::new(ResendGate::new(give_ups.clone())),
         );
     let registry = congestion_control(registry, &mut engine, congestion)
         .map_err(webrtc_err("congestion control"))?;
@@ -216,6 +217,7 @@ pub(super) async fn build_connection(
     cfg: &WebrtcConfig,
     ice_servers: Vec<RTCIceServer>,
     congestion: &SessionCongestion,
+    give_ups: &GiveUps,
     events: mpsc::UnboundedSender<PcEvent>,
 ) -> Result<impl PeerConnection, SessionError> {
     let ports: Vec<u16> = match cfg.udp_port_range {
@@ -226,7 +228,7 @@ pub(super) async fn build_connection(
     let certificate = certificate::dtls_certificate()?;
     let mut last_err = None;
     for port in ports {
-        let (engine, registry) = engine_and_interceptors(congestion)?;
+        let (engine, registry) = engine_and_interceptors(congestion, give_ups)?;
         let built = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()

@@ -27,6 +27,7 @@ use super::header_ext::HeaderExtIds;
 use super::keyframe::Keyframes;
 use super::link_report;
 use super::machine::{Ending, Link, Machine, Remote};
+use super::resend_gate::GiveUps;
 use super::send::{MediaTasks, Sending, subscribe_video_early};
 use super::stats::{LinkState, SessionStats};
 use crate::access::Access;
@@ -209,6 +210,8 @@ struct Inputs {
     events: mpsc::UnboundedReceiver<PcEvent>,
     /// What of the viewer's estimate video may take: which layers it is sent.
     video_share: VideoShare,
+    /// Packets the resend gate gave up on: the viewer needs a keyframe.
+    give_ups: GiveUps,
 }
 
 async fn run(
@@ -228,7 +231,8 @@ async fn run(
     let congestion = ctx.congestion.join(Arc::clone(&stats));
     // The bridges of TURN over TCP/TLS go with the connection, when `run` returns.
     let (ice_servers, _bridges) = ctx.turn.open(ctx.webrtc.bind, &cancel).await;
-    let pc = build_connection(&ctx.webrtc, ice_servers, &congestion, events_tx).await?;
+    let give_ups = GiveUps::default();
+    let pc = build_connection(&ctx.webrtc, ice_servers, &congestion, &give_ups, events_tx).await?;
     let result = async {
         let tracks = add_tracks(&pc, &ctx).await?;
         let (answer, mut sending) = negotiate(&pc, id, offer, &tracks).await?;
@@ -238,6 +242,7 @@ async fn run(
             remote_candidates,
             events,
             video_share: congestion.video_share(),
+            give_ups,
         };
         Ok(drive(&pc, &ctx, answer, sending, inputs, stats, &cancel).await)
     }
@@ -337,6 +342,7 @@ async fn drive(
         media: MediaTasks::new(cancel),
         stats,
         video_share: inputs.video_share.clone(),
+        give_ups: inputs.give_ups.clone(),
     };
     let mut link_reports = tokio::time::interval(LINK_REPORT_EVERY);
     let mut goodbye = Goodbye::default();
@@ -392,6 +398,7 @@ struct Edge<'a> {
     /// Shared with the [`SessionHandle`]: its state tells [`SessionHandle::is_lost`].
     stats: Arc<SessionStats>,
     video_share: VideoShare,
+    give_ups: GiveUps,
 }
 
 impl Edge<'_> {
@@ -417,8 +424,13 @@ impl Edge<'_> {
                 self.stats.set_state(LinkState::from(state));
                 if link(state).is_some_and(|l| self.machine.link(l, Instant::now())) {
                     let sending = std::mem::take(&mut self.sending);
-                    self.media
-                        .start(sending, &self.ctx.keyframes, &self.stats, &self.video_share);
+                    self.media.start(
+                        sending,
+                        &self.ctx.keyframes,
+                        &self.stats,
+                        &self.video_share,
+                        &self.give_ups,
+                    );
                 }
             }
         }

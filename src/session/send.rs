@@ -19,6 +19,7 @@ use super::header_ext::HeaderExtIds;
 use super::keyframe::{self, Keyframes, Why};
 use super::keyframe_drain::KeyframeDrain;
 use super::layers::{Forwarded, LayerSelector, PictureIds, Verdict};
+use super::resend_gate::GiveUps;
 use super::stats::SessionStats;
 use crate::media::video::vp8_rtp;
 use crate::media::{EncodedFrame, MediaFeed, MediaKind};
@@ -77,6 +78,7 @@ impl MediaTasks {
         keyframes: &Keyframes,
         stats: &Arc<SessionStats>,
         video_share: &VideoShare,
+        give_ups: &GiveUps,
     ) {
         for s in sending {
             let video = s.feed.kind() == MediaKind::Video;
@@ -103,9 +105,17 @@ impl MediaTasks {
             let stop = self.stop.clone();
             self.spawn(send_media(frames, writer, keyframes.clone(), counted, stop));
             if let Some(keyframes) = keyframes {
-                let track = Arc::clone(&s.track);
+                let feedback = Feedback {
+                    track: Arc::clone(&s.track),
+                    give_ups: give_ups.clone(),
+                };
                 let stats = Arc::clone(stats);
-                self.spawn(watch_feedback(track, keyframes, stats, self.stop.clone()));
+                self.spawn(watch_feedback(
+                    feedback,
+                    keyframes,
+                    stats,
+                    self.stop.clone(),
+                ));
             }
         }
     }
@@ -133,37 +143,45 @@ impl MediaTasks {
     }
 }
 
-/// Relays the viewer's PLI/FIR to the encoder, through the shared throttle; not while it
-/// is sent keyframes only (its session asks for those: see [`KeyframeDrain`]).
-async fn watch_feedback(
+/// Where a video session learns its viewer needs a keyframe.
+struct Feedback {
+    /// Its RTCP: PLI and FIR.
     track: Arc<TrackLocalStaticRTP>,
+    /// Packets lost for good (see [`resend_gate`](super::resend_gate)): a viewer that
+    /// waits for a keyframe before asking (Chromium, 3 s) is not kept waiting.
+    give_ups: GiveUps,
+}
+
+/// Relays the viewer's PLI/FIR, and the resend gate's give-ups, to the encoder through
+/// the shared throttle; not while it is sent keyframes only (its session asks for those:
+/// see [`KeyframeDrain`]).
+async fn watch_feedback(
+    feedback: Feedback,
     keyframes: Keyframes,
     stats: Arc<SessionStats>,
     stop: CancellationToken,
 ) {
     loop {
-        let ev = tokio::select! {
+        let why = tokio::select! {
             _ = stop.cancelled() => return,
-            ev = track.poll() => ev,
-        };
-        match ev {
-            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                if packets
-                    .iter()
-                    .any(|p| keyframe::is_keyframe_request(p.as_ref()))
+            () = feedback.give_ups.next() => "packets lost for good",
+            ev = feedback.track.poll() => match ev {
+                Some(TrackLocalEvent::OnRtcpPacket(packets))
+                    if packets
+                        .iter()
+                        .any(|p| keyframe::is_keyframe_request(p.as_ref())) =>
                 {
-                    if stats.layers_forwarded() == Some(Forwarded::Keyframes) {
-                        debug!(
-                            "keyframe requested by the viewer, sent keyframes only: not relayed"
-                        );
-                    } else {
-                        debug!("keyframe requested by the viewer");
-                        keyframes.request(Why::Repair);
-                    }
+                    "keyframe requested by the viewer"
                 }
-            }
-            Some(_) => {}
-            None => return,
+                Some(_) => continue,
+                None => return,
+            },
+        };
+        if stats.layers_forwarded() == Some(Forwarded::Keyframes) {
+            debug!("{why}, sent keyframes only: not relayed");
+        } else {
+            debug!("{why}");
+            keyframes.request(Why::Repair);
         }
     }
 }
