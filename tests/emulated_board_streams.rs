@@ -22,10 +22,18 @@ async fn emulated_board_streams_to_a_viewer() {
         std::env::var_os("CAMPEER_BIN").is_some(),
         "run through scripts/cross-aarch64"
     );
-    let (_relay, mut campeer, mut viewer) = call_through_relay(&[], Direction::RecvOnly).await;
+    // The emulated board takes seconds to answer under a loaded CI host (6 s seen, and no
+    // connection by the 10 s default): this test is about the aarch64 build working, so
+    // its handshake has the longest time the setting allows.
+    let handshake = Duration::from_secs(60);
+    let (_relay, mut campeer, mut viewer) = call_through_relay(
+        &[("CAMPEER__SESSION__HANDSHAKE_TIMEOUT", "60")],
+        Direction::RecvOnly,
+    )
+    .await;
+    let first = viewer.next_video(handshake).await;
     // Deadlines only against a hang: the emulated board was seen to stall for seconds.
     let wait = Duration::from_secs(15);
-    let first = viewer.next_video(wait).await;
     let mut last = first.clone();
     for _ in 0..FRAMES {
         let f = viewer.next_video(wait).await;
