@@ -414,6 +414,12 @@ impl Resends {
 /// resent copy ([`Resends`]) nor a packet that came late ([`LateArrivals`]). Under a token-bucket cap GCC's delay
 /// half saw no queue (its target kept rising under the cap), so the loss half is what
 /// holds the estimate, and the encoder, to such a link.
+///
+/// What it publishes may go under GCC's floor (what the encoder's minimum and audio
+/// need): that floor is for the pacer, which must not hold back what is sent; the
+/// published figure is what the link carries, and a link under the base layer must read
+/// as such for its viewer to be sent keyframes only (`layers.rs`) rather than a base
+/// layer it can only lose.
 struct Publishing {
     gcc: Gcc,
     resends: Resends,
@@ -423,8 +429,6 @@ struct Publishing {
     lossy_at: Option<Instant>,
     /// Holds the estimate under the link while a queue builds, which GCC does not.
     queue: QueueGuard,
-    /// Never published below this: GCC's own floor.
-    floor_kbps: u32,
     low: LowWindow<u32>,
     out: Arc<Estimate>,
     stats: Option<Arc<SessionStats>>,
@@ -436,7 +440,7 @@ impl Publishing {
     fn publish(&mut self, now: Instant, acked_kbps: Option<u32>, held_kbps: Option<u32>) {
         let mut kbps = (self.gcc.target_bitrate() / 1000.0) as u32;
         if let Some(held) = held_kbps {
-            kbps = kbps.min(held.max(self.floor_kbps));
+            kbps = kbps.min(held);
         }
         if self.gcc.stats().packet_loss.is_some_and(|l| l > LOSSY) {
             self.lossy_at = Some(now);
@@ -446,7 +450,7 @@ impl Publishing {
             .is_some_and(|at| now.saturating_duration_since(at) < LOSSY_FOR);
         if let Some(acked) = acked_kbps.filter(|_| lossy) {
             let proven = (f64::from(acked) * ACKED_HEADROOM) as u32;
-            kbps = kbps.min(proven.max(self.floor_kbps));
+            kbps = kbps.min(proven);
         }
         let gcc = self.gcc.stats();
         // Each feedback's figures, to tell which half steered and what held it.
@@ -529,7 +533,6 @@ pub(super) fn congestion_control(
         acked: AckedRate::new(ACKED_WINDOW),
         lossy_at: None,
         queue: QueueGuard::new(),
-        floor_kbps: bounds.estimate_for(bounds.min_kbps),
         low: LowWindow::new(LOW_WINDOW),
         out: Arc::clone(estimate),
         stats: Some(Arc::clone(stats)),
@@ -797,7 +800,7 @@ pub(super) mod tests {
     }
 
     /// An estimator starting at `start_bps`, publishing to the estimate returned.
-    fn publishing(start_bps: f64, floor_kbps: u32) -> (Publishing, Arc<Estimate>) {
+    fn publishing(start_bps: f64) -> (Publishing, Arc<Estimate>) {
         let out = Estimates::default().join(0);
         let e = Publishing {
             gcc: Gcc::new(start_bps, 30_000.0, 3_000_000.0),
@@ -806,7 +809,6 @@ pub(super) mod tests {
             acked: AckedRate::new(ACKED_WINDOW),
             lossy_at: None,
             queue: QueueGuard::new(),
-            floor_kbps,
             low: LowWindow::new(LOW_WINDOW),
             out: Arc::clone(&out),
             stats: None,
@@ -816,7 +818,7 @@ pub(super) mod tests {
 
     #[test]
     fn the_estimator_publishes_its_estimate_and_paces_above_it() {
-        let (mut e, out) = publishing(400_000.0, 0);
+        let (mut e, out) = publishing(400_000.0);
         assert_eq!(out.kbps(), 0, "nothing said before any feedback");
         e.on_reports(Instant::now(), &[report(1, true)]);
         let estimate = e.gcc.target_bitrate();
@@ -849,8 +851,26 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_link_under_gccs_floor_reads_under_it_while_gcc_keeps_it_for_the_pacer() {
+        let (mut e, out) = publishing(400_000.0);
+        e.gcc = Gcc::new(400_000.0, 180_000.0, 3_000_000.0);
+        let t = Instant::now();
+        // A packet of 1200 bytes every 100 ms (96 kbit/s), every other one lost.
+        for n in 0..40 {
+            let at = t + Duration::from_millis(100 * u64::from(n));
+            e.on_reports(at, &[report(n, n % 2 == 0)]);
+        }
+        assert!(e.gcc.target_bitrate() >= 180_000.0, "GCC holds its floor");
+        let published = out.kbps();
+        assert!(
+            published < 180,
+            "what arrives (48 kbit/s) with headroom, not the floor: {published}"
+        );
+    }
+
+    #[test]
     fn after_loss_the_published_estimate_is_held_to_twice_what_arrives() {
-        let (mut e, out) = publishing(3_000_000.0, 180);
+        let (mut e, out) = publishing(3_000_000.0);
         let t = Instant::now();
         let at = |n: u16| t + Duration::from_millis(100 * u64::from(n));
         // 10 packets of 1200 bytes every 100 ms: 960 kbit/s, none lost.

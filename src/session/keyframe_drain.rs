@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 /// What of its video share a keyframes-only viewer's keyframes may take on average: the
 /// rest is room for resends of their losses, and for an estimate that was too high.
 const KEYFRAME_SHARE: f64 = 0.5;
+/// The least video share a keyframes-only viewer's link is taken to carry. Sent little
+/// (its audio and a keyframe every few seconds), such a viewer's estimate follows what it
+/// is sent, not what its link could carry, and was seen to fall under its audio alone (a
+/// share of 0, which would hold the next keyframe back for minutes).
+const LEAST_SHARE_KBPS: u32 = 32;
 /// How often such a viewer may ask the encoder for a keyframe: every other viewer is sent
 /// it too, and pays for its bits (several frames' worth) in the frames that follow.
 const ASK_EVERY: Duration = Duration::from_secs(3);
@@ -41,7 +46,7 @@ impl KeyframeDrain {
         if packets > queue_packets || self.drained_at.is_some_and(|at| now < at) {
             return false;
         }
-        let bps = f64::from(share_kbps.max(1)) * 1000.0 * KEYFRAME_SHARE;
+        let bps = f64::from(share_kbps.max(LEAST_SHARE_KBPS)) * 1000.0 * KEYFRAME_SHARE;
         self.sent_at = Some(now);
         self.drained_at = Some(now + Duration::from_secs_f64(bytes as f64 * 8.0 / bps));
         self.asked = false;
@@ -86,6 +91,17 @@ mod tests {
         assert!(d.admit(t, 40, 9, 10_000, QUEUE));
         assert!(!d.admit(t + Duration::from_millis(3900), 40, 9, 10_000, QUEUE));
         assert!(d.admit(t + Duration::from_secs(4), 40, 9, 10_000, QUEUE));
+    }
+
+    #[test]
+    fn a_share_fallen_to_nothing_still_lets_a_keyframe_through_every_few_seconds() {
+        let mut d = KeyframeDrain::default();
+        let t = Instant::now();
+        // 1.3 KB at half of the least share, 16 kbit/s: 0.65 s.
+        assert!(d.admit(t, 0, 2, 1_300, QUEUE));
+        assert!(!d.ask(t + ASK_EVERY - Duration::from_millis(1)));
+        assert!(d.ask(t + ASK_EVERY), "carried long before");
+        assert!(d.admit(t + ASK_EVERY, 0, 2, 1_300, QUEUE));
     }
 
     #[test]
