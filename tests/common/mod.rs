@@ -132,6 +132,15 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The Engine.IO transports a [`Relay`] accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transports {
+    /// socket.io's default: polling, upgraded to a websocket, or a websocket at once.
+    Any,
+    /// Long polling only; a websocket is refused with 400, and no upgrade is offered.
+    PollingOnly,
+}
+
 /// The field relay of PROTOCOL.md: `tests/relay/relay.js` on Node's socket.io.
 pub struct Relay {
     child: Child,
@@ -147,26 +156,46 @@ impl Relay {
     }
 
     pub fn start_on(port: u16) -> Self {
-        Self::spawn(&[], "127.0.0.1", port, None)
+        Self::spawn(&[], "127.0.0.1", port, None, Transports::Any)
     }
 
     /// The relay in a host of a test's LAN, on that host's address.
     pub fn start_in(host: &netns::Host) -> Self {
-        Self::spawn(&host.wrapper(), &host.addr.to_string(), 0, None)
+        Self::spawn(
+            &host.wrapper(),
+            &host.addr.to_string(),
+            0,
+            None,
+            Transports::Any,
+        )
     }
 
     /// The relay over https on loopback, with this PEM certificate and key.
     pub fn start_https(cert: &Path, key: &Path) -> Self {
-        Self::spawn(&[], "127.0.0.1", 0, Some((cert, key)))
+        Self::spawn(&[], "127.0.0.1", 0, Some((cert, key)), Transports::Any)
+    }
+
+    /// The relay on loopback refusing websockets: Engine.IO over long polling alone.
+    pub fn start_polling_only() -> Self {
+        Self::spawn(&[], "127.0.0.1", 0, None, Transports::PollingOnly)
     }
 
     /// Runs the relay under `wrapper` (words put before `node`), listening on `host`,
-    /// over https with `tls`'s certificate and key if given.
-    fn spawn(wrapper: &[&str], host: &str, port: u16, tls: Option<(&Path, &Path)>) -> Self {
+    /// over https with `tls`'s certificate and key if given, over `transports`.
+    fn spawn(
+        wrapper: &[&str],
+        host: &str,
+        port: u16,
+        tls: Option<(&Path, &Path)>,
+        transports: Transports,
+    ) -> Self {
         let mut words = wrapper.iter().copied().chain(["node"]);
         let mut cmd = Command::new(words.next().expect("a program"));
         if let Some((cert, key)) = tls {
             cmd.env("TLS_CERT", cert).env("TLS_KEY", key);
+        }
+        if transports == Transports::PollingOnly {
+            cmd.env("POLLING_ONLY", "1");
         }
         let mut child = cmd
             .args(words)

@@ -3,6 +3,8 @@
 // "listening PORT" once it accepts connections (PORT=0 picks a free port; HOST, the
 // address, is 127.0.0.1 unless set) and "join ROOM" for each join, so that tests wait on
 // events instead of sleeping. TLS_CERT and TLS_KEY (PEM files) make it serve https.
+// POLLING_ONLY=1 makes it refuse websockets, as a relay behind a proxy that cannot pass
+// them does: Engine.IO over long polling alone, never upgraded.
 const { Server } = require("socket.io");
 const fs = require("fs");
 
@@ -12,7 +14,10 @@ const server = process.env.TLS_CERT
       key: fs.readFileSync(process.env.TLS_KEY),
     })
   : require("http").createServer();
-const io = new Server(server, { cors: { origin: "*" } });
+const io = new Server(server, {
+  cors: { origin: "*" },
+  ...(process.env.POLLING_ONLY === "1" && { transports: ["polling"] }),
+});
 
 io.on("connection", (socket) => {
   socket.on("joinRoom", (room) => {
