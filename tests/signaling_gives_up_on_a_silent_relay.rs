@@ -26,7 +26,7 @@ fn a_silent_relay_is_abandoned_and_tried_again() {
     campeer
         .log
         .wait_for("no room joined within", Duration::from_secs(30));
-    // The next attempt starts after the backoff.
+    // The next attempt follows (over polling at once, as the websocket reached the relay).
     campeer
         .log
         .wait_for_n("signaling: connecting", 2, Duration::from_secs(10));

@@ -29,7 +29,7 @@ use crate::access::redact;
 use crate::config::RoomId;
 use crate::line_budget::LineBudget;
 pub use backoff::Backoff;
-use transport::{Transport, TransportChoice};
+use transport::{Retry, Transport, TransportChoice};
 
 /// How long one attempt may take from the first request to the room joined: a relay
 /// that accepts TCP and then says nothing must not hold campeer forever.
@@ -96,8 +96,16 @@ pub async fn run(
                 delay
             }
             Err(failed) => {
-                transports.failed(failed.reached_relay);
                 let e = failed.why;
+                if transports.failed(failed.reached_relay) == Retry::FallBackToPolling {
+                    // Said as often as a failure is warned about: once, not per retry.
+                    if backoff.worth_a_warning() {
+                        info!(%url, "signaling: no websocket ({e}); falling back to polling");
+                    } else {
+                        debug!(%url, "signaling: no websocket ({e}); falling back to polling");
+                    }
+                    continue;
+                }
                 let delay = backoff.next_delay(Instant::now(), rand::random());
                 let failures = backoff.failures();
                 if backoff.worth_a_warning() {

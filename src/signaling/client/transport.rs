@@ -3,10 +3,11 @@
 //! relay: OpenSSL reads the system's whole CA bundle (~65,000 allocations; heap and
 //! libcrypto pages that stay resident) for a connection without TLS. So a plain (http, ws)
 //! relay is tried over a websocket alone first, which needs no TLS client. The usual way
-//! (polling, upgraded when the relay offers it) is the next attempt after a websocket one
-//! that reached the relay and failed there: a relay or proxy that allows polling only, or
-//! wants the basic auth of the URL's userinfo, which only reqwest sends. An https or wss
-//! relay always takes the usual way, verified by its TLS connector as before.
+//! (polling, upgraded when the relay offers it) follows at once, without the backoff, a
+//! websocket attempt that reached the relay and failed there: a relay or proxy that allows
+//! polling only, or wants the basic auth of the URL's userinfo, which only reqwest sends.
+//! An https or wss relay always takes the usual way, verified by its TLS connector as
+//! before.
 
 use std::error::Error;
 
@@ -27,6 +28,16 @@ impl Transport {
             Transport::Usual => TransportType::Any,
         }
     }
+}
+
+/// When the attempt after a failed one starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The usual way, at once: the relay refused a websocket, and waiting would not make
+    /// it accept one, while polling has not been tried yet.
+    FallBackToPolling,
+    /// After the backoff: the way that failed was the last one to try for now.
+    AfterBackoff,
 }
 
 /// The transport of the next attempt; pure, so the alternation can be tested.
@@ -55,16 +66,19 @@ impl TransportChoice {
     /// The attempt over [`Self::next`] failed; `reached_relay` unless the network refused
     /// it before the relay could answer (the usual way would fail the same). A success
     /// keeps the transport that worked.
-    pub fn failed(&mut self, reached_relay: bool) {
+    #[must_use = "a fallback starts at once, anything else after the backoff"]
+    pub fn failed(&mut self, reached_relay: bool) -> Retry {
         if !self.plain {
-            return;
+            return Retry::AfterBackoff;
         }
-        self.next = match self.next {
-            Transport::Websocket if reached_relay => Transport::Usual,
+        let (next, retry) = match self.next {
+            Transport::Websocket if reached_relay => (Transport::Usual, Retry::FallBackToPolling),
             // The websocket way again: after a failed usual attempt the relay may be back,
             // and a relay that needs polling fails it at once.
-            _ => Transport::Websocket,
+            _ => (Transport::Websocket, Retry::AfterBackoff),
         };
+        self.next = next;
+        retry
     }
 }
 
@@ -102,20 +116,20 @@ mod tests {
             let mut choice = TransportChoice::for_url(url);
             for reached in [true, false, true] {
                 assert_eq!(choice.next(), Transport::Usual, "{url}");
-                choice.failed(reached);
+                assert_eq!(choice.failed(reached), Retry::AfterBackoff, "{url}");
             }
         }
     }
 
     #[test]
-    fn a_websocket_the_relay_refused_is_followed_by_the_usual_way_then_websocket_again() {
+    fn a_websocket_the_relay_refused_is_followed_at_once_by_the_usual_way_then_websocket_again() {
         let mut choice = TransportChoice::for_url("http://relay:3000");
-        choice.failed(true);
+        assert_eq!(choice.failed(true), Retry::FallBackToPolling);
         assert_eq!(choice.next(), Transport::Usual);
-        choice.failed(true);
+        assert_eq!(choice.failed(true), Retry::AfterBackoff);
         assert_eq!(choice.next(), Transport::Websocket);
-        choice.failed(true);
-        choice.failed(false);
+        assert_eq!(choice.failed(true), Retry::FallBackToPolling);
+        assert_eq!(choice.failed(false), Retry::AfterBackoff);
         assert_eq!(
             choice.next(),
             Transport::Websocket,
@@ -127,7 +141,7 @@ mod tests {
     fn a_relay_out_of_reach_keeps_the_websocket_way() {
         let mut choice = TransportChoice::for_url("http://relay:3000");
         for _ in 0..3 {
-            choice.failed(false);
+            assert_eq!(choice.failed(false), Retry::AfterBackoff);
             assert_eq!(choice.next(), Transport::Websocket);
         }
     }
