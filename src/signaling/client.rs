@@ -87,6 +87,9 @@ pub async fn run(
             Ok(client) => {
                 backoff.connected(Instant::now());
                 let ended = serve(&client, &settings.room, &mut outbox, &link.lost, &cancel).await;
+                // The connection is over from here: what hanging up breaks (polling's
+                // pending request) is no socket error worth a warning.
+                link.lost.cancel();
                 disconnect(&client).await;
                 if !matches!(ended, Ended::Lost) {
                     return;
