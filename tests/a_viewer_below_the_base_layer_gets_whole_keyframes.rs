@@ -65,7 +65,7 @@ fn a_viewer_below_the_base_layer_gets_whole_keyframes_and_leaves_the_other_its_f
     lan.limit_download("weak", THIN);
     let relay = Relay::start_in(strong);
     // At its maximum from the start, so the strong viewer's rate is where the weak one
-    // falls under a quarter of it as soon as its estimate falls. The rest is the
+    // falls under a fifth of it as soon as its estimate falls. The rest is the
     // defaults: the weak viewer's estimate must read under GCC's floor (180 kbit/s at
     // the default minimum of 100), which its link is.
     let campeer = Campeer::start_in(
