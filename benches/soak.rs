@@ -223,7 +223,7 @@ fn main() {
 /// At each of campeer's status lines (every 30 s) until `secs` have passed, prints what it
 /// holds: the tasks its line counts, and from /proc its RSS, fds, threads, UDP sockets.
 fn sample(log: &common::Lines, pid: &str, secs: u64) {
-    println!("t | sessions | tasks | RSS (MB) | fds | threads | UDP sockets");
+    println!("t | sessions | tasks | RSS (MB) | heap in use (MB) | fds | threads | UDP sockets");
     let started = std::time::Instant::now();
     for n in 1.. {
         let left = Duration::from_secs(secs).saturating_sub(started.elapsed());
@@ -233,11 +233,12 @@ fn sample(log: &common::Lines, pid: &str, secs: u64) {
         let line = log.wait_for_n(" status ", n, Duration::from_secs(60));
         let held = Held::of(pid);
         println!(
-            "{:.0} s | {} | {} | {:.1} | {} | {} | {}",
+            "{:.0} s | {} | {} | {:.1} | {:.2} | {} | {} | {}",
             started.elapsed().as_secs_f64(),
             field(&line, "viewers"),
             field(&line, "tasks"),
             held.rss_kib as f64 / 1024.0,
+            field(&line, "heap_kib").parse::<f64>().unwrap_or(f64::NAN) / 1024.0,
             held.fds,
             held.threads,
             held.udp_sockets,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use campeer::media::I420Frame;
 use campeer::media::video::test_pattern::TestPattern;
-use campeer::media::video::vp8::{Vp8Encoder, Vp8Settings};
+use campeer::media::video::vp8::{self, Arch, Vp8Decoder, Vp8Encoder, Vp8Settings};
 
 const FPS: u32 = 30;
 
@@ -80,6 +80,12 @@ fn settings(w: u32, h: u32, threads: u32) -> Vp8Settings {
     layered(w, h, threads, 1)
 }
 
+/// What `video.cpu_used = "auto"` picks here.
+fn auto_speed(w: u32, h: u32) -> i32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    vp8::speed_for(w, h, cores, Arch::HOST)
+}
+
 fn layered(w: u32, h: u32, threads: u32, temporal_layers: u8) -> Vp8Settings {
     Vp8Settings {
         width: w,
@@ -87,7 +93,7 @@ fn layered(w: u32, h: u32, threads: u32, temporal_layers: u8) -> Vp8Settings {
         target_kbps: if w > 640 { 2500 } else { 1000 },
         frame_rate: FPS,
         max_keyframe_distance: 300,
-        cpu_used: 8,
+        cpu_used: auto_speed(w, h),
         threads,
         temporal_layers,
     }
@@ -102,6 +108,8 @@ struct EncodeCost {
     /// What came out, all layers and the base layer alone.
     kbps: f64,
     base_kbps: f64,
+    /// Every frame as it came out, to decode after the clock stops.
+    encoded: Vec<Vec<u8>>,
 }
 
 /// Encodes `seconds` of `input` at 30 fps, sleeping between frames as a live source
@@ -109,6 +117,7 @@ struct EncodeCost {
 fn encode(input: &[I420Frame], s: &Vp8Settings, seconds: u32) -> EncodeCost {
     let mut enc = Vp8Encoder::new(s).expect("encoder");
     let (mut bytes, mut base_bytes) = (0usize, 0usize);
+    let mut encoded = Vec::with_capacity((seconds * FPS) as usize);
     let period = Duration::from_secs(1) / FPS;
     let (start, c0) = (Instant::now(), cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID));
     let (mut busy, mut worst, n) = (Duration::ZERO, Duration::ZERO, seconds * FPS);
@@ -119,6 +128,7 @@ fn encode(input: &[I420Frame], s: &Vp8Settings, seconds: u32) -> EncodeCost {
             i64::from(k) * 3000,
             false,
             &mut |data, f| {
+                encoded.push(data.to_vec());
                 bytes += data.len();
                 if f.temporal_id == 0 {
                     base_bytes += data.len();
@@ -139,7 +149,29 @@ fn encode(input: &[I420Frame], s: &Vp8Settings, seconds: u32) -> EncodeCost {
         ms_per_frame: busy.as_secs_f64() * 1e3 / f64::from(n),
         worst_ms: worst.as_secs_f64() * 1e3,
         cpu: cpu / start.elapsed().as_secs_f64() * 100.0,
+        encoded,
     }
+}
+
+/// Luma PSNR of what a viewer decodes against what went in, over every frame, dB.
+fn psnr(input: &[I420Frame], encoded: &[Vec<u8>]) -> f64 {
+    let mut dec = Vp8Decoder::new().expect("decoder");
+    let (mut squared, mut samples) = (0f64, 0f64);
+    for (k, data) in encoded.iter().enumerate() {
+        let Some(img) = dec.decode(data).expect("decode") else {
+            continue;
+        };
+        let source = &input[k % input.len()];
+        let w = source.width() as usize;
+        for (row, src) in source.y().chunks_exact(w).enumerate() {
+            let out = &img.y[row * img.stride..row * img.stride + w];
+            for (a, b) in src.iter().zip(out) {
+                squared += (f64::from(*a) - f64::from(*b)).powi(2);
+            }
+            samples += w as f64;
+        }
+    }
+    10.0 * (255f64.powi(2) / (squared / samples)).log10()
 }
 
 /// GStreamer's `vp8enc` on the same raw frames (written to `raw`), with campeer's
@@ -220,6 +252,40 @@ fn main() {
     }
     let _ = std::fs::remove_file(&raw);
     temporal_layers(SECONDS);
+    speeds(SECONDS);
+}
+
+/// libvpx's adaptive speed (a positive `cpu_used`, campeer's default before it took
+/// libwebrtc's fixed ones) against fixed speeds: time a frame, and what it costs in
+/// quality at the same bitrate.
+fn speeds(seconds: u32) {
+    println!();
+    println!(
+        "| VP8 640x480 at {FPS} fps, 1 thread, 2 layers, 1000 kbit/s | ms/frame (worst) | CPU | out kbit/s | luma PSNR |"
+    );
+    println!("|---|---|---|---|---|");
+    let input = frames(640, 480, seconds * FPS);
+    let auto = auto_speed(640, 480);
+    for cpu_used in [8, -6, -10, -12] {
+        let s = Vp8Settings {
+            cpu_used,
+            ..layered(640, 480, 1, 2)
+        };
+        let c = encode(&input, &s, seconds);
+        let name = match cpu_used {
+            8 => "8 (adaptive: up to half a frame interval)".to_owned(),
+            n if n == auto => format!("{n} (\"auto\" here)"),
+            n => n.to_string(),
+        };
+        println!(
+            "| cpu_used {name} | {:.1} ({:.1}) | {:.1} % | {:.0} | {:.2} dB |",
+            c.ms_per_frame,
+            c.worst_ms,
+            c.cpu,
+            c.kbps,
+            psnr(&input, &c.encoded)
+        );
+    }
 }
 
 /// What a second temporal layer costs the encoder (`video.temporal_layers`), at the

@@ -177,43 +177,53 @@ pub struct VideoConfig {
     /// Frames between forced keyframes; a viewer that joins or loses packets asks for
     /// one sooner through PLI.
     pub keyframe_interval: u32,
-    /// libvpx speed: higher costs less CPU for less quality; 8 suits a small board.
-    pub cpu_used: i32,
+    /// libvpx speed, -16..=16: a negative value is a fixed speed (higher: less CPU, less
+    /// quality); a positive one lets libvpx slow down until a frame takes up to
+    /// (16 - value)/16 of the frame interval. `"auto"`: libwebrtc's fixed speed for the
+    /// picture size and this machine.
+    pub cpu_used: EncoderSpeed,
+    /// libvpx worker threads, or `"auto"`: by picture size and cores.
     pub threads: EncoderThreads,
     /// VP8 temporal layers, 1 or 2: with 2, a viewer on a thin link is sent the base
     /// layer (half the frames) alone.
     pub temporal_layers: u8,
 }
 
-/// `video.threads`: libvpx worker threads, or `"auto"`: by picture size and cores.
+/// A number, or `"auto"`: campeer picks it for the picture size and this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncoderThreads {
+pub enum OrAuto<T> {
     Auto,
-    Count(u32),
+    Set(T),
 }
 
-impl Serialize for EncoderThreads {
+/// `video.threads`: libvpx worker threads.
+pub type EncoderThreads = OrAuto<u32>;
+
+/// `video.cpu_used`: libvpx's speed.
+pub type EncoderSpeed = OrAuto<i32>;
+
+impl<T: Serialize> Serialize for OrAuto<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Auto => s.serialize_str("auto"),
-            Self::Count(n) => s.serialize_u32(*n),
+            Self::Set(n) => n.serialize(s),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for EncoderThreads {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OrAuto<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Raw {
-            Count(u32),
+        enum Raw<T> {
+            Set(T),
             Word(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Count(n) => Ok(Self::Count(n)),
+            Raw::Set(n) => Ok(Self::Set(n)),
             Raw::Word(w) if w == "auto" => Ok(Self::Auto),
             Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "{w:?}: a number of threads or \"auto\""
+                "{w:?}: a number or \"auto\""
             ))),
         }
     }
@@ -488,7 +498,7 @@ impl Default for VideoConfig {
             min_bitrate_kbps: 100,
             max_bitrate_kbps: 2500,
             keyframe_interval: 300,
-            cpu_used: 8,
+            cpu_used: EncoderSpeed::Auto,
             threads: EncoderThreads::Auto,
             temporal_layers: 2,
         }
@@ -654,13 +664,12 @@ impl Config {
                 "must be at least 1 frame",
             ));
         }
-        if !(0..=16).contains(&v.cpu_used) {
-            return Err(invalid(
-                "video.cpu_used",
-                format!("{}: must be 0..=16", v.cpu_used),
-            ));
+        if let EncoderSpeed::Set(n) = v.cpu_used
+            && !(-16..=16).contains(&n)
+        {
+            return Err(invalid("video.cpu_used", format!("{n}: must be -16..=16")));
         }
-        if let EncoderThreads::Count(n) = v.threads
+        if let EncoderThreads::Set(n) = v.threads
             && !(1..=16).contains(&n)
         {
             return Err(invalid("video.threads", format!("{n}: must be 1..=16")));
@@ -866,9 +875,9 @@ mod tests {
             EncoderThreads::Auto
         );
         let c = load_str("[video]\nthreads = 3\n", &[]).unwrap();
-        assert_eq!(c.video.threads, EncoderThreads::Count(3));
+        assert_eq!(c.video.threads, EncoderThreads::Set(3));
         let c = load_str("", &[("CAMPEER__VIDEO__THREADS", "1")]).unwrap();
-        assert_eq!(c.video.threads, EncoderThreads::Count(1));
+        assert_eq!(c.video.threads, EncoderThreads::Set(1));
         let c = load_str(
             "[video]\nthreads = 2\n",
             &[("CAMPEER__VIDEO__THREADS", "auto")],
@@ -876,6 +885,24 @@ mod tests {
         assert_eq!(c.unwrap().video.threads, EncoderThreads::Auto);
         assert!(err("[video]\nthreads = 0\n", &[]).contains("video.threads"));
         assert!(err("[video]\nthreads = \"many\"\n", &[]).contains("many"));
+    }
+
+    #[test]
+    fn video_cpu_used_is_a_speed_or_auto() {
+        assert_eq!(
+            load_str("", &[]).unwrap().video.cpu_used,
+            EncoderSpeed::Auto
+        );
+        let c = load_str("[video]\ncpu_used = 8\n", &[]).unwrap();
+        assert_eq!(c.video.cpu_used, EncoderSpeed::Set(8));
+        let c = load_str("", &[("CAMPEER__VIDEO__CPU_USED", "-6")]).unwrap();
+        assert_eq!(c.video.cpu_used, EncoderSpeed::Set(-6));
+        let c = load_str("[video]\ncpu_used = -12\n", &[("CAMPEER__VIDEO__CPU_USED", "auto")]);
+        assert_eq!(c.unwrap().video.cpu_used, EncoderSpeed::Auto);
+        for bad in ["17", "-17"] {
+            assert!(err(&format!("[video]\ncpu_used = {bad}\n"), &[]).contains("video.cpu_used"));
+        }
+        assert!(err("[video]\ncpu_used = \"fast\"\n", &[]).contains("fast"));
     }
 
     #[test]

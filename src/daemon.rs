@@ -241,9 +241,11 @@ async fn serve_reporting(
                 sessions.prune();
                 if last_status.elapsed() >= STATUS_EVERY {
                     last_status = Instant::now();
-                    // Tasks alive: what a long run watches for growth (scripts/bench soak).
+                    // Tasks alive and the heap in use: what a long run watches for
+                    // growth (scripts/bench soak).
                     let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
-                    info!(viewers = sessions.len(), tasks, media = %pipeline.stats().snapshot(), "status");
+                    let heap_kib = crate::heap::in_use() / 1024;
+                    info!(viewers = sessions.len(), tasks, heap_kib, media = %pipeline.stats().snapshot(), "status");
                 }
             }
         }

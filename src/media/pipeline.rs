@@ -24,8 +24,10 @@ use super::threads::{Ended, MediaThreads};
 use super::video::encode::VideoEncode;
 use super::video::source::{VideoCapture, VideoMode, VideoOrigin};
 use super::video::v4l2;
-use super::video::vp8::{self, LayerRates, Vp8Error, Vp8Settings};
-use crate::config::{AudioConfig, AudioSource, EncoderThreads, VideoConfig, VideoSource};
+use super::video::vp8::{self, Arch, LayerRates, Vp8Error, Vp8Settings};
+use crate::config::{
+    AudioConfig, AudioSource, EncoderSpeed, EncoderThreads, VideoConfig, VideoSource,
+};
 
 /// 100 ms of audio between tone and Opus: absorbs scheduling hiccups, adds no latency
 /// while the encoder keeps up.
@@ -93,14 +95,16 @@ fn audio_origin(source: &AudioSource) -> Option<AudioOrigin> {
     origin
 }
 
-/// The encoder's share of `[video]`, with `threads = "auto"` resolved for this machine.
+/// The encoder's share of `[video]`, with `"auto"` resolved for this machine.
 fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = match v.threads {
-        EncoderThreads::Count(n) => n,
-        EncoderThreads::Auto => {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            vp8::threads_for(v.width, v.height, cores)
-        }
+        EncoderThreads::Set(n) => n,
+        EncoderThreads::Auto => vp8::threads_for(v.width, v.height, cores),
+    };
+    let cpu_used = match v.cpu_used {
+        EncoderSpeed::Set(n) => n,
+        EncoderSpeed::Auto => vp8::speed_for(v.width, v.height, cores, Arch::HOST),
     };
     Vp8Settings {
         width: v.width,
@@ -108,7 +112,7 @@ fn vp8_settings(v: &VideoConfig) -> Vp8Settings {
         target_kbps: v.start_bitrate_kbps(),
         frame_rate: v.fps,
         max_keyframe_distance: v.keyframe_interval,
-        cpu_used: v.cpu_used,
+        cpu_used,
         threads,
         temporal_layers: v.temporal_layers,
     }

@@ -125,6 +125,39 @@ pub fn threads_for(width: u32, height: u32, cores: usize) -> u32 {
     }
 }
 
+/// Which of libwebrtc's speed tables a machine takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// ARM boards: slow cores, where libwebrtc trades a little quality for time.
+    Arm,
+    Desktop,
+}
+
+impl Arch {
+    pub const HOST: Self = if cfg!(any(target_arch = "arm", target_arch = "aarch64")) {
+        Self::Arm
+    } else {
+        Self::Desktop
+    };
+}
+
+/// libvpx `cpu-used` for `width` x `height` on `cores` cores: libwebrtc's rule
+/// (`LibvpxVp8Encoder::GetCpuSpeed`), always a fixed (negative) speed. A positive value
+/// makes libvpx slow itself down until a frame takes a set share of the frame interval
+/// (8: half of it), so a fast machine spends its spare time on quality and every frame
+/// waits for it: capture → send grows with the frame interval, not with the picture.
+pub fn speed_for(width: u32, height: u32, cores: usize, arch: Arch) -> i32 {
+    let pixels = u64::from(width) * u64::from(height);
+    match arch {
+        Arch::Arm if cores <= 3 => -12,
+        Arch::Arm if pixels <= 352 * 288 => -8,
+        Arch::Arm if pixels <= 640 * 480 => -10,
+        Arch::Arm => -12,
+        Arch::Desktop if pixels < 352 * 288 => -4,
+        Arch::Desktop => -6,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Vp8Error {
     #[error("VP8 {call}: {detail}")]
@@ -716,6 +749,18 @@ mod tests {
         assert_eq!(threads_for(1280, 720, 4), 2);
         assert_eq!(threads_for(1920, 1080, 6), 3);
         assert_eq!(threads_for(1920, 1080, 12), 8);
+    }
+
+    #[test]
+    fn speed_is_fixed_and_faster_on_arm_boards() {
+        assert_eq!(speed_for(640, 480, 2, Arch::Desktop), -6);
+        assert_eq!(speed_for(1280, 720, 16, Arch::Desktop), -6);
+        assert_eq!(speed_for(320, 240, 2, Arch::Desktop), -4);
+        // A Pi 3 or Zero 2 W has four cores; fewer take the fastest speed.
+        assert_eq!(speed_for(320, 240, 4, Arch::Arm), -8);
+        assert_eq!(speed_for(640, 480, 4, Arch::Arm), -10);
+        assert_eq!(speed_for(1280, 720, 4, Arch::Arm), -12);
+        assert_eq!(speed_for(320, 240, 2, Arch::Arm), -12);
     }
 
     #[test]
