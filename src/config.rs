@@ -897,7 +897,10 @@ mod tests {
         assert_eq!(c.video.cpu_used, EncoderSpeed::Set(8));
         let c = load_str("", &[("CAMPEER__VIDEO__CPU_USED", "-6")]).unwrap();
         assert_eq!(c.video.cpu_used, EncoderSpeed::Set(-6));
-        let c = load_str("[video]\ncpu_used = -12\n", &[("CAMPEER__VIDEO__CPU_USED", "auto")]);
+        let c = load_str(
+            "[video]\ncpu_used = -12\n",
+            &[("CAMPEER__VIDEO__CPU_USED", "auto")],
+        );
         assert_eq!(c.unwrap().video.cpu_used, EncoderSpeed::Auto);
         for bad in ["17", "-17"] {
             assert!(err(&format!("[video]\ncpu_used = {bad}\n"), &[]).contains("video.cpu_used"));
