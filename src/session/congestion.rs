@@ -480,6 +480,9 @@ impl Publishing {
 
 impl BandwidthEstimator for Publishing {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        if let Some(stats) = &self.stats {
+            stats.heard(now);
+        }
         let counted: Vec<PacketReport> = reports
             .iter()
             .filter(|r| self.resends.counts(r))

@@ -40,6 +40,10 @@ use crate::turn::TurnPlan;
 
 /// How often a session reads its link's RTT, loss and remote end from webrtc-rs.
 const LINK_REPORT_EVERY: Duration = Duration::from_secs(2);
+/// No feedback for this long from a connected viewer that is sent media (Chromium's
+/// transport-cc comes every 50–100 ms): it is gone, as far as a new offer in a full room
+/// is concerned.
+const SILENT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -101,13 +105,19 @@ impl SessionHandle {
         }
     }
 
-    /// Whether the viewer was connected and is no longer heard (ICE disconnected): a
-    /// closed tab looks like this for the seconds before ICE gives up.
+    /// Whether the viewer was connected and is no longer heard: ICE says disconnected,
+    /// or its congestion feedback has stopped for [`SILENT`]. A closed tab looks like
+    /// this for the seconds before ICE gives up; a page reloaded in a full room needs
+    /// its old session's slot before ICE notices (4 s).
     pub fn is_lost(&self) -> bool {
-        matches!(
-            self.stats.state(),
-            LinkState::Disconnected | LinkState::Failed
-        )
+        match self.stats.state() {
+            LinkState::Disconnected | LinkState::Failed => true,
+            LinkState::Connected => self
+                .stats
+                .silent_for(Instant::now())
+                .is_some_and(|s| s >= SILENT),
+            _ => false,
+        }
     }
 
     /// The session's live figures, for the status page.

@@ -188,7 +188,13 @@ pub struct SessionStats {
     /// [`Forwarded::layers`], or [`NO_LAYERS`] before the first video frame.
     layers_forwarded: AtomicU8,
     link: Mutex<LinkReport>,
+    /// When the viewer's feedback last arrived, ms after `started` ([`NEVER_HEARD`]
+    /// before the first).
+    heard_ms: AtomicU64,
 }
+
+/// [`SessionStats::heard_ms`] before any feedback.
+const NEVER_HEARD: u64 = u64::MAX;
 
 impl SessionStats {
     pub fn new(id: SessionId, now: Instant) -> Self {
@@ -203,7 +209,23 @@ impl SessionStats {
             bitrate_estimate_kbps: AtomicU32::new(NO_ESTIMATE),
             layers_forwarded: AtomicU8::new(NO_LAYERS),
             link: Mutex::default(),
+            heard_ms: AtomicU64::new(NEVER_HEARD),
         }
+    }
+
+    /// The viewer's congestion feedback arrived at `now` (transport-cc, every 50–100 ms
+    /// while media reaches it).
+    pub fn heard(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.started).as_millis() as u64;
+        self.heard_ms
+            .store(ms.min(NEVER_HEARD - 1), Ordering::Relaxed);
+    }
+
+    /// How long the viewer has said nothing at `now`; `None` before it first did.
+    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
+        let ms = self.heard_ms.load(Ordering::Relaxed);
+        (ms != NEVER_HEARD)
+            .then(|| now.saturating_duration_since(self.started + Duration::from_millis(ms)))
     }
 
     fn sent(&self, kind: MediaKind) -> &Sent {
@@ -329,6 +351,26 @@ mod tests {
     fn stats() -> (SessionStats, Instant) {
         let t0 = Instant::now();
         (SessionStats::new(SessionId::parse("abcd").unwrap(), t0), t0)
+    }
+
+    #[test]
+    fn silence_counts_from_the_viewers_last_feedback() {
+        let (s, t) = stats();
+        assert_eq!(
+            s.silent_for(t + Duration::from_secs(9)),
+            None,
+            "never heard"
+        );
+        s.heard(t + Duration::from_millis(1500));
+        assert_eq!(
+            s.silent_for(t + Duration::from_millis(4000)),
+            Some(Duration::from_millis(2500))
+        );
+        s.heard(t + Duration::from_millis(3900));
+        assert_eq!(
+            s.silent_for(t + Duration::from_millis(4000)),
+            Some(Duration::from_millis(100))
+        );
     }
 
     #[test]
