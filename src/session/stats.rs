@@ -174,7 +174,7 @@ pub struct LinkReport {
 /// One session's live figures. Each field has one writer: the video and audio send tasks
 /// ([`frame_sent`](Self::frame_sent), [`lagged`](Self::lagged)), the session's loop
 /// ([`set_state`](Self::set_state), [`set_link`](Self::set_link)), congestion control
-/// ([`set_bitrate_estimate_kbps`](Self::set_bitrate_estimate_kbps)).
+/// ([`set_bitrate_estimate_kbps`](Self::set_bitrate_estimate_kbps), [`heard`](Self::heard)).
 #[derive(Debug)]
 pub struct SessionStats {
     id: SessionId,
